@@ -1,0 +1,30 @@
+# Throwaway PostgreSQL cluster for the test run: `source .ci/pg.sh; pg_up; ...; pg_down`.
+# initdb and pg_ctl refuse to run as root, so as root they run as the postgres user.
+# It listens on a private unix socket only, so it cannot clash with another server.
+
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+
+pg_up() {
+  local bin run=""
+  bin=$(pg_bin)
+  [ -n "$bin" ] || { echo "pg.sh: no PostgreSQL server binaries under /usr/lib/postgresql" >&2; return 1; }
+  PGTMP=$(mktemp -d "${TMPDIR:-/tmp}/pgtest.XXXXXX")
+  chmod 755 "$PGTMP"
+  if [ "$(id -u)" = 0 ]; then chown postgres: "$PGTMP"; run="runuser -u postgres --"; fi
+  $run "$bin/initdb" -D "$PGTMP/data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync \
+      >"$PGTMP/initdb.log" 2>&1 || { cat "$PGTMP/initdb.log" >&2; return 1; }
+  $run "$bin/pg_ctl" -D "$PGTMP/data" -l "$PGTMP/server.log" -w -t 30 \
+      -o "-k $PGTMP -c listen_addresses='' -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+      start >/dev/null || { cat "$PGTMP/server.log" >&2; return 1; }
+  export PGTMP PG_BIN="$bin"
+  export DATABASE_URL="postgres://postgres@/postgres?host=$PGTMP"
+}
+
+pg_down() {
+  [ -n "${PGTMP:-}" ] || return 0
+  local run=""
+  [ "$(id -u)" = 0 ] && run="runuser -u postgres --"
+  $run "$PG_BIN/pg_ctl" -D "$PGTMP/data" -m immediate -w stop >/dev/null 2>&1
+  rm -rf "$PGTMP"
+  unset PGTMP DATABASE_URL
+}

@@ -1,0 +1,64 @@
+# The two commands: `make run` and `make test`. Everything installs into .venv.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+WORKERS ?= 2
+PYTEST_ARGS ?=
+
+.PHONY: run test test-sqlite test-postgres lint format bench clean
+
+$(VENV)/.runtime: pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r <($(PY) .ci/requirements.py) 2>&1 | (grep -v "is ignored: it is neither" || true)
+	@$(PY) -c "import django, django_fsm, rest_framework, gunicorn"  # fail here, not later
+	@touch $@
+
+$(VENV)/.test: $(VENV)/.runtime pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -r <($(PY) .ci/requirements.py test) 2>&1 | (grep -v "is ignored: it is neither" || true)
+	@$(PY) -c "import pytest, pytest_django"
+	@touch $@
+
+var/secret_key:
+	@mkdir -p var && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+
+run: $(VENV)/.runtime var/secret_key
+	@export SECRET_KEY="$$(cat var/secret_key)" ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}"; \
+	$(PY) manage.py migrate --noinput -v0 && \
+	$(PY) manage.py collectstatic --noinput -v0 && \
+	$(PY) manage.py ensure_admin && \
+	echo "Serving http://$(HOST):$(PORT)/admin/ and /v2/images (Ctrl-C stops the server and the scrubber)" && \
+	$(PY) manage.py scrub_images --daemon & scrubber=$$!; \
+	trap 'kill $$scrubber 2>/dev/null' EXIT; \
+	$(VENV)/bin/gunicorn glance_site.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) \
+	    --worker-class gthread --threads 4 --timeout 0 --no-control-socket \
+	    --access-logfile - --log-level warning
+
+test: test-sqlite test-postgres
+
+test-sqlite: $(VENV)/.test
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.test
+	@source .ci/pg.sh; \
+	if [ -z "$$(pg_bin)" ]; then \
+	    if [ "$${REQUIRE_POSTGRES:-0}" = 1 ]; then echo "PostgreSQL server binaries not found and REQUIRE_POSTGRES=1" >&2; exit 1; fi; \
+	    echo "PostgreSQL server binaries not found: skipping the PostgreSQL pass"; exit 0; \
+	fi; \
+	pg_up || exit 1; trap pg_down EXIT; \
+	echo "PostgreSQL pass on $$DATABASE_URL"; \
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,84 @@
+"""The value sets of an image record, as Glance defines them."""
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    QUEUED = "queued"
+    SAVING = "saving"
+    UPLOADING = "uploading"
+    IMPORTING = "importing"
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"
+    KILLED = "killed"
+    PENDING_DELETE = "pending_delete"
+    DELETED = "deleted"
+
+
+# Statuses hidden from ordinary users: the image is gone as far as they can tell.
+DELETED_STATUSES = (Status.PENDING_DELETE, Status.DELETED)
+
+
+class Visibility(models.TextChoices):
+    PUBLIC = "public"
+    COMMUNITY = "community"
+    SHARED = "shared"
+    PRIVATE = "private"
+
+
+class DiskFormat(models.TextChoices):
+    AMI = "ami"
+    ARI = "ari"
+    AKI = "aki"
+    VHD = "vhd"
+    VHDX = "vhdx"
+    VMDK = "vmdk"
+    RAW = "raw"
+    QCOW2 = "qcow2"
+    VDI = "vdi"
+    ISO = "iso"
+    PLOOP = "ploop"
+
+
+class ContainerFormat(models.TextChoices):
+    AMI = "ami"
+    ARI = "ari"
+    AKI = "aki"
+    BARE = "bare"
+    OVF = "ovf"
+    OVA = "ova"
+    DOCKER = "docker"
+    COMPRESSED = "compressed"
+
+
+class LocationStatus(models.TextChoices):
+    ACTIVE = "active"
+    PENDING_DELETE = "pending_delete"
+    DELETED = "deleted"
+
+
+class MemberStatus(models.TextChoices):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    REJECTED = "rejected"
+
+
+class Operation(models.TextChoices):
+    """What moved an image from one status to another, as the history records it."""
+
+    CREATE = "create"
+    UPLOAD = "upload"
+    UPLOAD_FAILED = "upload_failed"
+    KILL = "kill"
+    ADD_LOCATION = "add_location"
+    STAGE = "stage"
+    IMPORT = "import"
+    IMPORT_FAILED = "import_failed"
+    DEACTIVATE = "deactivate"
+    REACTIVATE = "reactivate"
+    DELETE = "delete"
+    RESTORE = "restore"
+    SCRUB = "scrub"
+
+
+SCRUBBER = "scrubber"  # the actor name recorded for the background passes

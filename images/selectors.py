@@ -1,0 +1,85 @@
+"""Read queries. Nothing here changes a row."""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+
+from images import policy
+from images.enums import DELETED_STATUSES, LocationStatus, MemberStatus, Status, Visibility
+from images.errors import ImageNotFound
+from images.models import Image, ImageLocation, ImageMember
+from images.policy import Actor
+
+
+def images_visible_to(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Image]:
+    """Images the actor may read. Deleted ones only for those who may restore them."""
+    images = Image.objects.all()
+    if not (include_deleted and policy.can_restore(actor)):
+        images = images.exclude(status__in=DELETED_STATUSES)
+    if policy.sees_all_images(actor):
+        return images
+    project = policy.project_of(actor)
+    accepted = ImageMember.objects.filter(
+        image=OuterRef("pk"), member=project, status=MemberStatus.ACCEPTED
+    )
+    return images.filter(
+        Q(owner=project)
+        | Q(visibility__in=[Visibility.PUBLIC, Visibility.COMMUNITY])
+        | Q(visibility=Visibility.SHARED, pk__in=accepted.values("image"))
+    )
+
+
+def image_get_visible(actor: Actor, image_id, *, include_deleted: bool = False) -> Image:
+    """The image, or ImageNotFound: one the actor may not see does not exist for them."""
+    try:
+        return images_visible_to(actor, include_deleted=include_deleted).get(pk=image_id)
+    except (Image.DoesNotExist, ValueError, TypeError):
+        raise ImageNotFound(f"No image found with ID {image_id}") from None
+
+
+def scrub_due_at(image: Image) -> datetime | None:
+    if image.status != Status.PENDING_DELETE or image.deleted_at is None:
+        return None
+    return image.deleted_at + timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+
+
+def images_due_for_scrub(now: datetime) -> QuerySet[Image]:
+    cutoff = now - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+    return Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__lte=cutoff).order_by(
+        "deleted_at", "id"
+    )
+
+
+def deleted_images_holding_data() -> QuerySet[Image]:
+    """Deleted images whose data removal failed or was interrupted."""
+    leftover = ImageLocation.objects.filter(
+        image=OuterRef("pk"), status=LocationStatus.PENDING_DELETE
+    )
+    return Image.objects.filter(status=Status.DELETED).filter(Exists(leftover))
+
+
+def images_with_stale_uploads(now: datetime) -> QuerySet[Image]:
+    cutoff = now - timedelta(seconds=settings.IMAGES_UPLOAD_STALE_SECONDS)
+    stale = Q(upload_heartbeat_at__lt=cutoff)
+    never_reported = Q(upload_heartbeat_at__isnull=True, updated_at__lt=cutoff)
+    return Image.objects.filter(status=Status.SAVING).filter(stale | never_reported)
+
+
+def images_due_for_purge(now: datetime) -> QuerySet[Image]:
+    cutoff = now - timedelta(days=settings.IMAGES_PURGE_AFTER_DAYS)
+    return Image.objects.filter(status=Status.DELETED, deleted_at__lte=cutoff).exclude(
+        Exists(
+            ImageLocation.objects.filter(image=OuterRef("pk"), status=LocationStatus.PENDING_DELETE)
+        )
+    )
+
+
+def owner_storage_used(owner: str | None) -> int:
+    """Bytes counted against the owner's quota (as Glance: live images only)."""
+    used = (
+        Image.objects.filter(owner=owner)
+        .exclude(status__in=[Status.KILLED, *DELETED_STATUSES])
+        .aggregate(total=Sum("size"))["total"]
+    )
+    return used or 0

@@ -1,0 +1,236 @@
+"""The image-data store, over Django's ``STORAGES["images"]``.
+
+Functions keyed by object name, looked up at call time so settings (and tests)
+can swap the backend. Bytes stream through in fixed chunks and are never held
+whole in memory. MD5 (Glance's ``checksum``) and SHA-512 (``os_hash_value``) are
+computed on two threads while the caller's thread reads and writes: hashlib
+releases the GIL on large buffers, so an upload runs at the speed of the slower
+hash rather than the sum of both.
+"""
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+from django.core.files import File
+from django.core.files.storage import Storage, storages
+
+from images.errors import InvalidInput, UploadInterrupted
+
+CHUNK_SIZE = 1024 * 1024
+HASH_ALGO = "sha512"
+
+
+class Readable(Protocol):
+    def read(self, size: int = ..., /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class StoredData:
+    name: str
+    size: int
+    checksum: str
+    os_hash_algo: str
+    os_hash_value: str
+
+
+def store() -> Storage:
+    return storages["images"]
+
+
+def object_name(image_id) -> str:
+    return str(image_id)
+
+
+def partial_name(image_id) -> str:
+    """Where an upload in progress writes, on stores that can rename."""
+    return f"{image_id}.partial"
+
+
+def local_path(name: str) -> str | None:
+    """The file's path when the store is a local filesystem (for rename and sendfile)."""
+    try:
+        return store().path(name)
+    except NotImplementedError:
+        return None
+
+
+class _Ingest:
+    """Reads the incoming stream in chunks, counting, bounding and hashing it."""
+
+    def __init__(
+        self,
+        stream: Readable,
+        *,
+        declared_size: int | None,
+        limit: int,
+        on_limit: Callable[[int], Exception],
+        on_progress: Callable[[int], None] | None,
+    ):
+        self.stream = stream
+        self.declared_size = declared_size
+        self.limit = limit
+        self.on_limit = on_limit
+        self.on_progress = on_progress
+        self.size = 0
+        self._md5 = hashlib.md5()
+        self._sha = hashlib.new(HASH_ALGO)
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="image-hash")
+        self._pending: tuple[Future, Future] | None = None
+
+    def read(self, size: int = CHUNK_SIZE) -> bytes:
+        try:
+            chunk = self.stream.read(size if size and size > 0 else CHUNK_SIZE)
+        except Exception as exc:
+            # The server raises here when the client goes away mid-body.
+            raise UploadInterrupted(
+                f"The client stopped sending after {self.size} bytes: {exc}"
+            ) from exc
+        if not chunk:
+            self._check_complete()
+            return b""
+        self.size += len(chunk)
+        if self.declared_size is not None and self.size > self.declared_size:
+            raise InvalidInput(
+                f"Size exceeds: expected {self.declared_size} bytes, got {self.size} bytes"
+            )
+        if self.size > self.limit:
+            raise self.on_limit(self.size)
+        self._wait()
+        # The previous chunk's hashes are done, so this chunk can be handed over;
+        # the caller writes it (and reads the next) while the two threads hash.
+        self._pending = (
+            self._pool.submit(self._md5.update, chunk),
+            self._pool.submit(self._sha.update, chunk),
+        )
+        if self.on_progress is not None:
+            self.on_progress(self.size)
+        return chunk
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            for future in self._pending:
+                future.result()
+            self._pending = None
+
+    def _check_complete(self) -> None:
+        if self.declared_size is not None and self.size != self.declared_size:
+            raise InvalidInput(
+                f"Size mismatch: expected {self.declared_size} bytes, got {self.size} bytes"
+            )
+
+    def finish(self, name: str) -> StoredData:
+        self._wait()
+        return StoredData(
+            name=name,
+            size=self.size,
+            checksum=self._md5.hexdigest(),
+            os_hash_algo=HASH_ALGO,
+            os_hash_value=self._sha.hexdigest(),
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _IngestFile(File):
+    DEFAULT_CHUNK_SIZE = CHUNK_SIZE
+
+    def __init__(self, ingest: _Ingest, name: str):
+        super().__init__(ingest, name=name)
+
+    # Django's storages ask these of the file they save; the stream can do neither.
+    closed = False
+
+    def seekable(self) -> bool:
+        return False
+
+    def chunks(self, chunk_size=None):
+        while chunk := self.file.read(chunk_size or self.DEFAULT_CHUNK_SIZE):
+            yield chunk
+
+
+def put(
+    image_id,
+    stream: Readable,
+    *,
+    declared_size: int | None,
+    limit: int,
+    on_limit: Callable[[int], Exception],
+    on_progress: Callable[[int], None] | None = None,
+) -> StoredData:
+    """Store the stream as the image's data, or raise and leave nothing behind.
+
+    On a local filesystem the bytes go to a ``.partial`` name that is renamed into
+    place only when complete; an object store commits an object atomically itself.
+    """
+    ingest = _Ingest(
+        stream,
+        declared_size=declared_size,
+        limit=limit,
+        on_limit=on_limit,
+        on_progress=on_progress,
+    )
+    try:
+        final = object_name(image_id)
+        partial_path = local_path(partial_name(image_id))
+        if partial_path is None:
+            return _put_to_object_store(ingest, final)
+        return _put_to_filesystem(ingest, final, partial_path)
+    finally:
+        ingest.close()
+
+
+def _put_to_filesystem(ingest: _Ingest, final: str, partial_path: str) -> StoredData:
+    os.makedirs(os.path.dirname(partial_path), exist_ok=True)
+    try:
+        with open(partial_path, "wb") as out:
+            while chunk := ingest.read(CHUNK_SIZE):
+                out.write(chunk)
+        stored = ingest.finish(final)
+        mode = getattr(store(), "file_permissions_mode", None)
+        if mode is not None:
+            os.chmod(partial_path, mode)
+        os.replace(partial_path, local_path(final))
+    except BaseException:
+        _remove_file(partial_path)
+        raise
+    return stored
+
+
+def _put_to_object_store(ingest: _Ingest, final: str) -> StoredData:
+    backend = store()
+    saved_name = None
+    try:
+        saved_name = backend.save(final, _IngestFile(ingest, final))
+        return ingest.finish(saved_name)
+    except BaseException:
+        # A backend that failed mid-write may have left an object behind.
+        with contextlib.suppress(Exception):
+            backend.delete(saved_name or final)
+        raise
+
+
+def _remove_file(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)
+
+
+def open_data(name: str) -> BinaryIO:
+    return store().open(name, "rb")
+
+
+def delete(name: str) -> None:
+    """Remove an object; one that is already gone counts as removed."""
+    store().delete(name)
+
+
+def delete_partial(image_id) -> None:
+    """Remove whatever an interrupted upload of this image left behind."""
+    path = local_path(partial_name(image_id))
+    if path is not None:
+        _remove_file(path)

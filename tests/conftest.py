@@ -1,0 +1,94 @@
+"""Shared fixtures: the cast (alice, bob, charlie, an admin), a real store on disk,
+a store that fails, and images in any status built through the real transitions."""
+
+import io
+import os
+
+import pytest
+from django.contrib.auth.models import Permission
+
+from tests.factories import image_in
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture(autouse=True)
+def image_store(tmp_path, settings):
+    """Every test gets its own empty filesystem store."""
+    store = tmp_path / "store"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "images": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(store)},
+        },
+    }
+    return store
+
+
+@pytest.fixture
+def failing_store(tmp_path, settings):
+    """A store whose writes and deletes fail, as a broken disk or object store would."""
+
+    def use(*, fail_writes=True, fail_deletes=True):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "images": {
+                "BACKEND": "tests.failing_storage.FailingStorage",
+                "OPTIONS": {
+                    "location": str(tmp_path / "store"),
+                    "fail_writes": fail_writes,
+                    "fail_deletes": fail_deletes,
+                },
+            },
+        }
+
+    return use
+
+
+def _user(django_user_model, username, **extra):
+    return django_user_model.objects.create_user(username=username, password="pw", **extra)
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return _user(django_user_model, "alice")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return _user(django_user_model, "bob")
+
+
+@pytest.fixture
+def charlie(django_user_model):
+    return _user(django_user_model, "charlie")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser(username="admin", password="pw")
+
+
+@pytest.fixture
+def recovery_staff(django_user_model):
+    user = _user(django_user_model, "rita", is_staff=True)
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_image", "restore_image"])
+    )
+    return user
+
+
+@pytest.fixture
+def make_image():
+    return image_in
+
+
+@pytest.fixture
+def payload():
+    """A few MiB of non-repeating bytes."""
+    return os.urandom(3 * 1024 * 1024 + 123)
+
+
+def stream(data: bytes):
+    return io.BytesIO(data)
