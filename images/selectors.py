@@ -3,6 +3,7 @@
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from images import policy
@@ -34,7 +35,7 @@ def image_get_visible(actor: Actor, image_id, *, include_deleted: bool = False) 
     """The image, or ImageNotFound: one the actor may not see does not exist for them."""
     try:
         return images_visible_to(actor, include_deleted=include_deleted).get(pk=image_id)
-    except (Image.DoesNotExist, ValueError, TypeError):
+    except (Image.DoesNotExist, ValidationError, ValueError):
         raise ImageNotFound(f"No image found with ID {image_id}") from None
 
 

@@ -13,6 +13,12 @@ os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    # The cast signs in with passwords; PBKDF2's deliberate slowness costs 0.4 s a user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def image_store(tmp_path, settings):
     """Every test gets its own empty filesystem store."""
     store = tmp_path / "store"

@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from images import services
+from images import selectors, services
 from images.errors import ImageError
-from images.models import Image
+
+OPERATOR = "operator"
 
 
 class Command(BaseCommand):
@@ -15,11 +16,10 @@ class Command(BaseCommand):
         failures = []
         for image_id in image_ids:
             try:
-                image = Image.objects.get(pk=image_id)
-                image = services.image_restore(image=image, actor="operator")
-            except (Image.DoesNotExist, ValueError, ImageError) as exc:
-                reason = getattr(exc, "message", None) or f"No image found with ID {image_id}"
-                failures.append(f"{image_id}: {reason}")
+                image = selectors.image_get_visible(OPERATOR, image_id, include_deleted=True)
+                image = services.image_restore(image=image, actor=OPERATOR)
+            except ImageError as exc:
+                failures.append(f"{image_id}: {exc.message}")
                 continue
             self.stdout.write(f"{image.pk}: restored, now {image.status}")
         if failures:

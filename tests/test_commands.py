@@ -1,0 +1,102 @@
+"""Management commands: what they print, what they change, how they refuse."""
+
+import io
+from datetime import timedelta
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+
+from images import services
+from images.enums import Status
+from images.models import Image
+
+pytestmark = pytest.mark.django_db
+
+
+def _run(*args):
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def _pending_delete(alice, data=b"data"):
+    image = services.image_create(actor=alice, name="x", disk_format="raw", container_format="bare")
+    image = services.image_upload(image=image, actor=alice, stream=io.BytesIO(data))
+    return services.image_delete(image=image, actor=alice)
+
+
+def test_restore_image_brings_back_pending_delete(alice):
+    image = _pending_delete(alice)
+    out = _run("restore_image", str(image.pk))
+    image.refresh_from_db()
+    assert image.status == Status.ACTIVE
+    assert out == f"{image.pk}: restored, now active\n"
+    assert image.transitions.last().actor == "operator"
+
+
+def test_restore_image_refuses_live_image_with_one_line(alice):
+    image = services.image_create(actor=alice, name="live")
+    with pytest.raises(CommandError) as refused:
+        _run("restore_image", str(image.pk))
+    assert str(refused.value) == (
+        f"{image.pk}: Image {image.pk} is queued, not pending_delete: "
+        "only pending_delete images can be restored."
+    )
+    image.refresh_from_db()
+    assert image.status == Status.QUEUED
+
+
+@pytest.mark.parametrize("bad_id", ["not-a-uuid", "00000000-0000-0000-0000-000000000000"])
+def test_restore_image_unknown_id_refused(bad_id):
+    with pytest.raises(CommandError, match=f"No image found with ID {bad_id}"):
+        _run("restore_image", bad_id)
+
+
+def test_scrub_images_reports_and_scrubs_due_images(alice, image_store, settings):
+    image = _pending_delete(alice)
+    Image.objects.filter(pk=image.pk).update(
+        deleted_at=timezone.now() - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS + 1)
+    )
+    out = _run("scrub_images")
+    image.refresh_from_db()
+    assert image.status == Status.DELETED
+    assert not (image_store / str(image.pk)).exists()
+    assert out.startswith("scrubbed 1, failed 0,")
+
+
+def test_purge_images_reports_count(alice, settings):
+    image = services.image_delete(image=services.image_create(actor=alice), actor=alice)
+    Image.objects.filter(pk=image.pk).update(deleted_at=timezone.now() - timedelta(days=365))
+    assert _run("purge_images") == "purged 1 deleted image records\n"
+    assert not Image.objects.filter(pk=image.pk).exists()
+
+
+def test_create_token_prints_the_users_token(alice):
+    key = _run("create_token", "alice").strip()
+    assert Token.objects.get(user=alice).key == key
+    assert _run("create_token", "alice").strip() == key  # the same token again
+
+
+def test_create_token_unknown_user_refused_without_create(django_user_model):
+    with pytest.raises(CommandError, match="No user 'dave'; pass --create"):
+        _run("create_token", "dave")
+    assert not django_user_model.objects.filter(username="dave").exists()
+
+
+def test_create_token_creates_staff_user(django_user_model):
+    key = _run("create_token", "dave", "--create", "--staff").strip()
+    user = django_user_model.objects.get(username="dave")
+    assert (user.is_staff, user.auth_token.key) == (True, key)
+
+
+def test_ensure_admin_generates_password_once(tmp_path, settings, django_user_model, monkeypatch):
+    settings.VAR_DIR = tmp_path
+    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    first = _run("ensure_admin")
+    password = (tmp_path / "admin_password").read_text().strip()
+    assert f"with password {password!r}" in first
+    assert django_user_model.objects.get(username="admin").check_password(password)
+    again = _run("ensure_admin")
+    assert "password in" in again and password not in again

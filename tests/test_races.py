@@ -1,0 +1,118 @@
+"""Races with real concurrent connections on PostgreSQL: exactly one side wins,
+the other gets a clear conflict, and no live image loses its data."""
+
+import io
+import os
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from images import services
+from images.enums import Status
+from images.errors import ImageError, InvalidTransition
+from images.models import Image
+
+pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks and concurrent connections")
+
+
+def _race(*calls):
+    """Run the calls at the same moment, each on its own connection; return outcomes."""
+    barrier = threading.Barrier(len(calls))
+    outcomes: list = [None] * len(calls)
+
+    def run(index, call):
+        try:
+            barrier.wait()
+            outcomes[index] = call()
+        except ImageError as exc:
+            outcomes[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return outcomes
+
+
+def _active(alice, data):
+    image = services.image_create(
+        actor=alice, name="raced", disk_format="raw", container_format="bare"
+    )
+    return services.image_upload(image=image, actor=alice, stream=io.BytesIO(data))
+
+
+@pytest.mark.parametrize("attempt", range(8))
+def test_race_restore_against_scrub_has_one_winner(attempt, alice, recovery_staff, image_store):
+    data = os.urandom(256 * 1024)
+    image = services.image_delete(image=_active(alice, data), actor=alice)
+    Image.objects.filter(pk=image.pk).update(deleted_at=timezone.now() - timedelta(days=2))
+
+    restored, scrubbed = _race(
+        lambda: services.image_restore(image=image, actor=recovery_staff),
+        lambda: services.image_scrub(image=image),
+    )
+    image.refresh_from_db()
+    errors = [o for o in (restored, scrubbed) if isinstance(o, ImageError)]
+    assert len(errors) == 1, (restored, scrubbed)
+    assert isinstance(errors[0], InvalidTransition)
+    if image.status == Status.ACTIVE:
+        assert (image_store / str(image.pk)).read_bytes() == data
+        assert errors[0] is scrubbed
+    else:
+        assert image.status == Status.DELETED
+        assert not (image_store / str(image.pk)).exists()
+        assert errors[0] is restored
+    operations = list(image.transitions.values_list("operation", flat=True))
+    assert operations[-1] in ("restore", "scrub")
+    assert operations.count("restore") + operations.count("scrub") == 1
+
+
+class _GatedStream(io.BytesIO):
+    """Holds its bytes back until the gate opens, so the two uploads overlap."""
+
+    def __init__(self, data, gate):
+        super().__init__(data)
+        self.gate = gate
+
+    def read(self, size=-1):
+        self.gate.wait(timeout=10)
+        return super().read(size)
+
+
+@pytest.mark.parametrize("attempt", range(5))
+def test_race_two_uploads_to_one_image_has_one_winner(attempt, alice, image_store):
+    image = services.image_create(
+        actor=alice, name="raced", disk_format="raw", container_format="bare"
+    )
+    first, second = os.urandom(512 * 1024), os.urandom(512 * 1024)
+    loser_refused = threading.Event()
+
+    def upload(data):
+        try:
+            stream = _GatedStream(data, loser_refused)
+            return services.image_upload(image=image, actor=alice, stream=stream)
+        except ImageError:
+            loser_refused.set()
+            raise
+
+    outcomes = _race(lambda: upload(first), lambda: upload(second))
+    losers = [o for o in outcomes if isinstance(o, ImageError)]
+    assert len(losers) == 1
+    assert "transition from saving to saving is not allowed" in losers[0].message
+    winner = first if losers[0] is outcomes[1] else second
+    image.refresh_from_db()
+    assert image.status == Status.ACTIVE
+    assert (image_store / str(image.pk)).read_bytes() == winner
+    assert image.locations.count() == 1

@@ -1,0 +1,71 @@
+"""A bad configuration value stops start-up with a message naming the variable."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _check(**env):
+    environ = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("IMAGES_", "DJANGO_", "DATABASE_URL"))
+    }
+    environ.update({"SECRET_KEY": "k", "ALLOWED_HOSTS": "localhost", **env})
+    environ["DATABASE_URL"] = env.get("DATABASE_URL", "sqlite:///:memory:")
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("IMAGES_DELAYED_DELETE", "maybe", "IMAGES_DELAYED_DELETE must be a boolean"),
+        ("IMAGES_SCRUB_DELAY_SECONDS", "soon", "IMAGES_SCRUB_DELAY_SECONDS must be an integer"),
+        ("IMAGES_SCRUB_WAKEUP_SECONDS", "0", "IMAGES_SCRUB_WAKEUP_SECONDS must be at least 1"),
+        ("IMAGES_PURGE_AFTER_DAYS", "-1", "IMAGES_PURGE_AFTER_DAYS must be at least 0"),
+        ("IMAGES_SIZE_CAP", "1 PB", "IMAGES_SIZE_CAP must be a byte count"),
+        ("IMAGES_USER_STORAGE_QUOTA", "lots", "IMAGES_USER_STORAGE_QUOTA must be a byte count"),
+        ("IMAGES_UPLOAD_STALE_SECONDS", "1.5", "IMAGES_UPLOAD_STALE_SECONDS must be an integer"),
+        ("DJANGO_DEBUG", "perhaps", "DJANGO_DEBUG must be a boolean"),
+        ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
+        ("SECRET_KEY", "", "SECRET_KEY is not set"),
+        ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS is not set"),
+    ],
+)
+def test_settings_bad_value_stops_startup_naming_variable(name, value, message):
+    result = _check(**{name: value})
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_settings_good_values_start():
+    result = _check(IMAGES_USER_STORAGE_QUOTA="20MB", IMAGES_SIZE_CAP="1073741824")
+    assert result.returncode == 0, result.stderr
+
+
+def test_settings_quota_uses_binary_units():
+    code = "from django.conf import settings; print(settings.IMAGES_USER_STORAGE_QUOTA)"
+    environ = {**os.environ, "SECRET_KEY": "k", "ALLOWED_HOSTS": "x"}
+    environ["IMAGES_USER_STORAGE_QUOTA"] = "20MB"
+    environ["DJANGO_SETTINGS_MODULE"] = "glance_site.settings"
+    result = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == str(20 * 2**20), result.stderr
