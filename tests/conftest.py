@@ -32,6 +32,17 @@ def image_store(tmp_path, settings):
     return store
 
 
+@pytest.fixture(autouse=True)
+def static_files_without_collectstatic(settings):
+    """Tests run without `collectstatic`: static files come from the apps, unhashed,
+    and WhiteNoise does not warn about the missing STATIC_ROOT."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.WHITENOISE_AUTOREFRESH = True
+
+
 @pytest.fixture
 def failing_store(tmp_path, settings):
     """A store whose writes and deletes fail, as a broken disk or object store would."""
