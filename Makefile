@@ -27,10 +27,10 @@ var/secret_key:
 
 run: $(VENV)/.runtime var/secret_key
 	@export SECRET_KEY="$$(cat var/secret_key)" ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}"; \
-	$(PY) manage.py migrate --noinput -v0 && \
-	$(PY) manage.py collectstatic --noinput -v0 && \
-	$(PY) manage.py ensure_admin && \
-	echo "Serving http://$(HOST):$(PORT)/admin/ and /v2/images (Ctrl-C stops the server and the scrubber)" && \
+	$(PY) manage.py migrate --noinput -v0 || exit 1; \
+	$(PY) manage.py collectstatic --noinput -v0 || exit 1; \
+	$(PY) manage.py ensure_admin || exit 1; \
+	echo "Serving http://$(HOST):$(PORT)/admin/ and /v2/images (Ctrl-C stops the server and the scrubber)"; \
 	$(PY) manage.py scrub_images --daemon & scrubber=$$!; \
 	trap 'kill $$scrubber 2>/dev/null' EXIT; \
 	$(VENV)/bin/gunicorn glance_site.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) \

@@ -152,6 +152,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+WHITENOISE_AUTOREFRESH = DEBUG
 
 IMAGES_STORE = Path(os.environ.get("IMAGES_STORE", VAR_DIR / "images"))
 STORAGES = {

@@ -275,3 +275,16 @@ class ImageTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source or '∅'} → {self.target} ({self.operation})"
+
+
+class PendingDeleteImage(Image):
+    """The admin's recycle bin: the same rows, shown to recovery staff as
+    `pending_delete` images waiting for the scrubber. The admin does the filtering."""
+
+    class Meta:
+        proxy = True
+        ordering = ["deleted_at", "id"]
+        verbose_name = "image in the recycle bin"
+        verbose_name_plural = "recycle bin"
+        # Who may see and restore is decided by the image permissions.
+        default_permissions = ()

@@ -1,10 +1,11 @@
 """Read queries. Nothing here changes a row."""
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 
 from images import policy
 from images.enums import DELETED_STATUSES, LocationStatus, MemberStatus, Status, Visibility
@@ -84,3 +85,66 @@ def owner_storage_used(owner: str | None) -> int:
         .aggregate(total=Sum("size"))["total"]
     )
     return used or 0
+
+
+def images_listed_for(
+    actor: Actor,
+    *,
+    visibility: str | None = None,
+    member_status: str = MemberStatus.ACCEPTED,
+    include_deleted: bool = False,
+) -> QuerySet[Image]:
+    """The images a list shows the actor, as Glance's list does.
+
+    Without a visibility filter: their own, public ones and shared ones they are a
+    member of (with `member_status`; "all" for any); community images only when
+    asked for (visibility=community or all). Staff who see all images see them all.
+    `killed` images are never listed; deleted ones only for those who may restore.
+    """
+    images = Image.objects.exclude(status=Status.KILLED)
+    if not (include_deleted and policy.can_restore(actor)):
+        images = images.exclude(status__in=DELETED_STATUSES)
+    if visibility not in (None, "all"):
+        images = images.filter(visibility=visibility)
+    if policy.sees_all_images(actor):
+        return images
+    project = policy.project_of(actor)
+    statuses = MemberStatus.values if member_status == "all" else [member_status]
+    offered = ImageMember.objects.filter(member=project, status__in=statuses).values("image")
+    own = Q(owner=project)
+    shared_with_me = Q(visibility=Visibility.SHARED, pk__in=offered)
+    public = Q(visibility=Visibility.PUBLIC)
+    community = Q(visibility=Visibility.COMMUNITY)
+    if visibility is None:
+        return images.filter(own | public | shared_with_me)
+    return images.filter(own | public | community | shared_with_me)
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """The registry at a glance, for the admin's front page."""
+
+    counts: dict[str, int]  # status -> images
+    bytes_stored: int  # data held in the store (active, deactivated, pending_delete)
+    awaiting_scrub: int
+    next_scrub_at: datetime | None
+
+
+def image_stats() -> ImageStats:
+    """Three aggregate queries, whatever the number of images."""
+    counts = dict(Image.objects.order_by().values_list("status").annotate(n=Count("pk")))
+    holding_data = [Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE]
+    stored = Image.objects.filter(status__in=holding_data).aggregate(total=Sum("size"))["total"]
+    oldest = (
+        Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__isnull=False)
+        .order_by("deleted_at")
+        .values_list("deleted_at", flat=True)
+        .first()
+    )
+    delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+    return ImageStats(
+        counts={status: counts.get(status, 0) for status in Status.values},
+        bytes_stored=stored or 0,
+        awaiting_scrub=counts.get(Status.PENDING_DELETE, 0),
+        next_scrub_at=oldest + delay if oldest else None,
+    )

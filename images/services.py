@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
 from django.conf import settings
@@ -495,6 +496,44 @@ def image_delete(*, image: Image, actor: Actor) -> Image:
         storage.delete_partial(fresh.pk)
         _remove_location_data(fresh)
     return fresh
+
+
+@dataclass(frozen=True)
+class DeletePreview:
+    """What `image_delete` would do to an image now, told before it is done."""
+
+    image: Image
+    outcome: str  # Status.PENDING_DELETE, Status.DELETED, or "refused"
+    reason: str = ""
+    scrub_at: datetime | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome != "refused"
+
+
+def image_delete_preview(
+    *, image: Image, actor: Actor, now: datetime | None = None
+) -> DeletePreview:
+    """Foretell `image_delete` for a confirmation page: kept as pending_delete until
+    a time, removed for good, or refused and why. Changes nothing.
+
+    It applies image_delete's rules in the same order; the tests hold the two to
+    the same answer for every status.
+    """
+    if not policy.can_delete(actor, image):
+        return DeletePreview(image, "refused", f"You are not permitted to delete image {image.pk}.")
+    if image.status in (Status.PENDING_DELETE, Status.DELETED):
+        return DeletePreview(image, "refused", f"Image {image.pk} is already {image.status}.")
+    if image.protected:
+        return DeletePreview(
+            image, "refused", f"Image {image.pk} is protected and cannot be deleted."
+        )
+    if settings.IMAGES_DELAYED_DELETE and can_proceed(image.mark_pending_delete):
+        now = now or timezone.now()
+        delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+        return DeletePreview(image, Status.PENDING_DELETE, scrub_at=now + delay)
+    return DeletePreview(image, Status.DELETED)
 
 
 def _remove_location_data(image: Image) -> bool:
