@@ -20,7 +20,7 @@ from django.utils import timezone
 from django_fsm import ConcurrentTransition, can_proceed
 
 from images import policy, selectors, storage
-from images.enums import LocationStatus, Operation, Status, Visibility
+from images.enums import LocationStatus, MemberStatus, Operation, Status, Visibility
 from images.errors import (
     Conflict,
     Forbidden,
@@ -32,7 +32,14 @@ from images.errors import (
     InvalidTransition,
     StoreError,
 )
-from images.models import Image, ImageLocation, ImageProperty, ImageTag, ImageTransition
+from images.models import (
+    Image,
+    ImageLocation,
+    ImageMember,
+    ImageProperty,
+    ImageTag,
+    ImageTransition,
+)
 from images.policy import Actor
 
 logger = logging.getLogger(__name__)
@@ -259,6 +266,53 @@ def image_remove_tag(*, image: Image, actor: Actor, tag: str) -> None:
     deleted, _ = ImageTag.objects.filter(image=image, value=tag).delete()
     if not deleted:
         raise ImageNotFound(f"Tag {tag} not found on image {image.id}.")
+
+
+# --- members of shared images ------------------------------------------------------
+
+IMAGE_MEMBER_QUOTA = 128  # Glance's image_member_quota default
+
+
+def image_member_add(*, image: Image, actor: Actor, member: str) -> ImageMember:
+    """Offer a `shared` image to a project (a user name); it starts `pending`."""
+    if not policy.can_manage(actor, image):
+        raise Forbidden(f"You are not permitted to share image {image.id}.")
+    if image.visibility != Visibility.SHARED:
+        raise Forbidden(f"Only shared images have members; image {image.id} is {image.visibility}.")
+    if not member or len(member) > 255:
+        raise InvalidInput("A member must be a project name of 1 to 255 characters.")
+    with transaction.atomic():
+        _lock(image.pk)
+        if image.members.count() >= IMAGE_MEMBER_QUOTA:
+            raise ImageTooLarge(f"Maximum number of image members exceeded: {IMAGE_MEMBER_QUOTA}.")
+        created = ImageMember.objects.get_or_create(image=image, member=member)[1]
+        if not created:
+            raise Conflict(f"Member {member} already associated with image {image.id}.")
+    return ImageMember.objects.get(image=image, member=member)
+
+
+def image_member_update(*, image: Image, actor: Actor, member: str, status: str) -> ImageMember:
+    """The member (and only the member) accepts or rejects the offer, or resets it."""
+    if status not in MemberStatus.values:
+        raise InvalidInput(
+            f"Invalid status: {status}. It must be one of: {', '.join(MemberStatus.values)}."
+        )
+    found = image.members.filter(member=member).first()
+    if found is None:
+        raise ImageNotFound(f"Member {member} not found for image {image.id}.")
+    if policy.project_of(actor) != member:
+        raise Forbidden("Only the shared member can update the status of a membership.")
+    ImageMember.objects.filter(pk=found.pk).update(status=status, updated_at=timezone.now())
+    found.refresh_from_db()
+    return found
+
+
+def image_member_remove(*, image: Image, actor: Actor, member: str) -> None:
+    if not policy.can_manage(actor, image):
+        raise Forbidden(f"You are not permitted to change the members of image {image.id}.")
+    deleted, _ = image.members.filter(member=member).delete()
+    if not deleted:
+        raise ImageNotFound(f"Member {member} not found for image {image.id}.")
 
 
 # --- upload and download ------------------------------------------------------------
@@ -667,4 +721,68 @@ def scrubber_pass(*, now=None) -> ScrubReport:
     report = images_kill_stale_uploads(now=now)
     images_scrub_due(now=now, report=report)
     report.purged = images_purge(now=now)
+    return report
+
+
+# --- store verification -----------------------------------------------------------------
+
+
+@dataclass
+class StoreReport:
+    orphans: list[str] = field(default_factory=list)  # bytes no live image points at
+    missing: list = field(default_factory=list)  # live images whose bytes are gone
+    corrupt: list = field(default_factory=list)  # bytes that no longer match their hashes
+    removed: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.orphans or self.missing or self.corrupt)
+
+
+def store_verify(*, rehash: bool = False, remove_orphans: bool = False) -> StoreReport:
+    """Compare the records with the store: orphans, missing data and (with `rehash`)
+    checksum mismatches. With `remove_orphans`, orphaned bytes are removed.
+
+    Bytes count as owned while a location that is not yet `deleted` points at them,
+    and a `.partial` file while its image is `saving` (an upload in progress).
+    """
+    report = StoreReport()
+    names = storage.list_names()
+    owned = set(
+        ImageLocation.objects.filter(in_store=True)
+        .exclude(status=LocationStatus.DELETED)
+        .values_list("url", flat=True)
+    )
+    uploading = {
+        storage.partial_name(pk)
+        for pk in Image.objects.filter(status=Status.SAVING).values_list("pk", flat=True)
+    }
+    report.orphans = [name for name in names if name not in owned and name not in uploading]
+
+    present = set(names)
+    live = ImageLocation.objects.filter(
+        in_store=True,
+        status__in=[LocationStatus.ACTIVE, LocationStatus.PENDING_DELETE],
+        image__status__in=[Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE],
+    ).select_related("image")
+    for location in live:
+        image = location.image
+        if location.url not in present:
+            report.missing.append(image.pk)
+        elif rehash and storage.hash_object(location.url) != (
+            image.checksum,
+            image.os_hash_value,
+        ):
+            report.corrupt.append(image.pk)
+
+    if remove_orphans:
+        for name in report.orphans:
+            # Re-check just before removing: an upload may have finished meanwhile.
+            if (
+                not ImageLocation.objects.filter(url=name, in_store=True)
+                .exclude(status=LocationStatus.DELETED)
+                .exists()
+            ):
+                storage.delete(name)
+                report.removed.append(name)
     return report

@@ -234,3 +234,23 @@ def delete_partial(image_id) -> None:
     path = local_path(partial_name(image_id))
     if path is not None:
         _remove_file(path)
+
+
+def list_names() -> list[str]:
+    """Every object name in the store (top level: the store keeps no folders)."""
+    backend = store()
+    try:
+        _, files = backend.listdir("")
+    except FileNotFoundError:
+        return []
+    return sorted(files)
+
+
+def hash_object(name: str) -> tuple[str, str]:
+    """The stored object's md5 and sha512, read back in chunks."""
+    md5, sha = hashlib.md5(), hashlib.new(HASH_ALGO)
+    with open_data(name) as data:
+        while chunk := data.read(CHUNK_SIZE):
+            md5.update(chunk)
+            sha.update(chunk)
+    return md5.hexdigest(), sha.hexdigest()

@@ -100,3 +100,38 @@ def test_ensure_admin_generates_password_once(tmp_path, settings, django_user_mo
     assert django_user_model.objects.get(username="admin").check_password(password)
     again = _run("ensure_admin")
     assert "password in" in again and password not in again
+
+
+def test_verify_store_ok_exits_zero(alice):
+    services.image_upload(
+        image=services.image_create(actor=alice, disk_format="raw", container_format="bare"),
+        actor=alice,
+        stream=io.BytesIO(b"ok"),
+    )
+    assert _run("verify_store", "--rehash") == "store ok\n"
+
+
+def test_verify_store_problems_exit_nonzero(alice, image_store):
+    image = services.image_upload(
+        image=services.image_create(actor=alice, disk_format="raw", container_format="bare"),
+        actor=alice,
+        stream=io.BytesIO(b"ok"),
+    )
+    (image_store / str(image.pk)).unlink()
+    (image_store / "stray").write_bytes(b"x")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 orphaned, 1 missing, 0 corrupt"):
+        call_command("verify_store", stdout=out)
+    assert out.getvalue().splitlines() == [
+        "orphan: stray",
+        f"missing: image {image.pk} has no data in the store",
+    ]
+
+
+def test_verify_store_remove_orphans_cleans_up(image_store):
+    image_store.mkdir(exist_ok=True)
+    (image_store / "stray").write_bytes(b"x")
+    out = io.StringIO()
+    call_command("verify_store", "--remove-orphans", stdout=out)
+    assert out.getvalue() == "orphan: stray (removed)\nstore ok: 1 orphans removed\n"
+    assert not (image_store / "stray").exists()

@@ -503,3 +503,44 @@ def test_purge_removes_only_old_deleted_records(alice, settings):
     Image.objects.filter(pk=recent.pk).update(deleted_at=timezone.now() - timedelta(days=29))
     assert services.images_purge() == 1
     assert set(Image.objects.values_list("pk", flat=True)) == {recent.pk, live.pk}
+
+
+# --- store verification ---
+
+
+def test_store_verify_clean_store(alice, recovery_staff):
+    _uploaded(alice, b"live")
+    services.image_delete(image=_uploaded(alice, b"pending"), actor=alice)
+    report = services.store_verify(rehash=True)
+    assert (report.orphans, report.missing, report.corrupt, report.clean) == ([], [], [], True)
+
+
+def test_store_verify_finds_orphans_missing_and_corrupt(alice, image_store):
+    missing = _uploaded(alice, b"will vanish")
+    corrupt = _uploaded(alice, b"will rot")
+    (image_store / str(missing.pk)).unlink()
+    (image_store / str(corrupt.pk)).write_bytes(b"rotten")
+    (image_store / "stray-object").write_bytes(b"nobody's")
+    report = services.store_verify(rehash=True)
+    assert report.orphans == ["stray-object"]
+    assert report.missing == [missing.pk]
+    assert report.corrupt == [corrupt.pk]
+    assert (image_store / "stray-object").exists()  # reporting removes nothing
+
+
+def test_store_verify_without_rehash_skips_checksums(alice, image_store):
+    image = _uploaded(alice, b"will rot")
+    (image_store / str(image.pk)).write_bytes(b"rotten")
+    assert services.store_verify().clean
+
+
+def test_store_verify_removes_orphans_but_not_uploads_in_progress(alice, image_store):
+    uploading = Image.objects.get(pk=_queued(alice).pk)
+    uploading.begin_upload(now=timezone.now())
+    uploading.save()
+    live = _uploaded(alice, b"live")
+    (image_store / f"{uploading.pk}.partial").write_bytes(b"half")
+    (image_store / "stray-object").write_bytes(b"nobody's")
+    report = services.store_verify(remove_orphans=True)
+    assert report.removed == ["stray-object"]
+    assert sorted(os.listdir(image_store)) == sorted([f"{uploading.pk}.partial", str(live.pk)])
