@@ -90,6 +90,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "images",
 ]
 
@@ -179,11 +181,32 @@ IMAGES_USER_STORAGE_QUOTA = env_size("IMAGES_USER_STORAGE_QUOTA", 0)
 IMAGES_UPLOAD_STALE_SECONDS = env_int("IMAGES_UPLOAD_STALE_SECONDS", 3600, minimum=1)
 
 REST_FRAMEWORK = {
+    # Token first: Glance clients send X-Auth-Token, and an unauthenticated client
+    # gets 401 with a WWW-Authenticate header rather than a bare 403.
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        "images.api.auth.GlanceTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "images.api.renderers.RegistryBrowsableAPIRenderer",
+    ],
+    "DEFAULT_PARSER_CLASSES": ["images.api.parsers.GlanceJSONParser"],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "images.api.renderers.LenientContentNegotiation",
+    "EXCEPTION_HANDLER": "images.api.errors.glance_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Image registry API",
+    "DESCRIPTION": "The OpenStack Glance Image API v2, as this registry serves it.",
+    "VERSION": "2.7",
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Swagger UI from the sidecar package: served locally, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 LOGGING = {

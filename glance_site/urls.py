@@ -1,12 +1,23 @@
 from django.contrib import admin
-from django.urls import path
-from django.views.generic import RedirectView
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from images.api.views import VersionsView
 
 admin.site.site_header = "Image registry"
 admin.site.site_title = "Image registry"
 admin.site.index_title = "Administration"
 
 urlpatterns = [
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # Glance's version discovery: 300 at the root (openstacksdk), 200 at /versions
+    # (the glance CLI), and 200 at /v2 for clients pointed at the versioned URL.
+    path("", VersionsView.as_view(multiple_choices=True), name="root"),
+    path("versions", VersionsView.as_view(), name="versions"),
+    path("v2", VersionsView.as_view()),
+    path("v2/", VersionsView.as_view()),
+    path("v2/", include("images.api.urls")),
+    path("api-auth/", include("rest_framework.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]

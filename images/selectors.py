@@ -148,3 +148,23 @@ def image_stats() -> ImageStats:
         awaiting_scrub=counts.get(Status.PENDING_DELETE, 0),
         next_scrub_at=oldest + delay if oldest else None,
     )
+
+
+def image_members_visible_to(actor: Actor, image: Image) -> QuerySet[ImageMember]:
+    """The owner (and staff) see every member; a member sees only their own entry."""
+    if policy.can_manage(actor, image):
+        return image.members.all()
+    return image.members.filter(member=policy.project_of(actor))
+
+
+def image_get_offered(actor: Actor, image_id) -> Image:
+    """An image the actor may see, or a shared one offered to them (pending or
+    rejected too), so a member can answer the offer. Otherwise ImageNotFound."""
+    offered = ImageMember.objects.filter(member=policy.project_of(actor)).values("image")
+    images = Image.objects.exclude(status__in=DELETED_STATUSES).filter(
+        visibility=Visibility.SHARED, pk__in=offered
+    )
+    try:
+        return (images_visible_to(actor) | images).distinct().get(pk=image_id)
+    except (Image.DoesNotExist, ValidationError, ValueError):
+        raise ImageNotFound(f"No image found with ID {image_id}") from None

@@ -1,0 +1,126 @@
+"""The one place where refusals become HTTP responses.
+
+Domain errors (images.errors) and DRF's own exceptions map to a status code here,
+and the body is negotiated on `Accept` the way Glance's WebOb does it, because
+glanceclient and openstacksdk parse these bodies to show the message:
+
+- ``application/json``  → ``{"message", "code", "title"}``, ``code`` being the status line;
+- ``*/*`` or ``text/html`` → a small HTML page (what glanceclient asks for);
+- no ``Accept`` at all → plain text.
+
+A browser on the browsable API gets DRF's page with the same JSON in it.
+"""
+
+from http import HTTPStatus
+
+from django.http import Http404, HttpResponse
+from django.utils.html import escape
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+
+from images import errors
+
+DOMAIN_STATUS = [
+    # Subclasses before their bases: the first match wins.
+    (errors.ImageNotFound, status.HTTP_404_NOT_FOUND),
+    (errors.InvalidInput, status.HTTP_400_BAD_REQUEST),
+    (errors.Conflict, status.HTTP_409_CONFLICT),
+    (errors.Forbidden, status.HTTP_403_FORBIDDEN),
+    (errors.ImageTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
+    (errors.ImageGone, status.HTTP_410_GONE),
+    (errors.StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
+]
+
+# Headers DRF attaches to some of its exceptions, which clients rely on.
+PASSED_HEADERS = ("WWW-Authenticate", "Retry-After", "Accept-Patch", "Allow")
+
+
+def status_and_message(exc: Exception, method: str = "") -> tuple[int, str, dict[str, str]] | None:
+    for kind, code in DOMAIN_STATUS:
+        if isinstance(exc, kind):
+            return code, exc.message, {}
+    if isinstance(exc, Http404):
+        return status.HTTP_404_NOT_FOUND, "The resource could not be found.", {}
+    if isinstance(exc, exceptions.APIException):
+        return exc.status_code, _flatten(exc.detail), _headers_of(exc, method)
+    return None
+
+
+def _headers_of(exc: exceptions.APIException, method: str) -> dict[str, str]:
+    headers = {}
+    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+        headers["WWW-Authenticate"] = 'Token realm="image registry"'
+    if isinstance(exc, exceptions.UnsupportedMediaType) and method == "PATCH":
+        headers["Accept-Patch"] = (
+            "application/openstack-images-v2.0-json-patch, "
+            "application/openstack-images-v2.1-json-patch"
+        )
+    wait = getattr(exc, "wait", None)
+    if wait is not None:
+        headers["Retry-After"] = str(int(wait))
+    return headers
+
+
+def _flatten(detail) -> str:
+    """DRF error details (str, list or dict of them) as one readable line."""
+    if isinstance(detail, dict):
+        parts = []
+        for key, value in detail.items():
+            text = _flatten(value)
+            parts.append(text if key == "non_field_errors" else f"{key}: {text}")
+        return "; ".join(parts)
+    if isinstance(detail, list):
+        return " ".join(_flatten(item) for item in detail)
+    return str(detail)
+
+
+def glance_exception_handler(exc, context):
+    """DRF's EXCEPTION_HANDLER: every error of the API leaves through here."""
+    request = context.get("request")
+    mapped = status_and_message(exc, getattr(request, "method", ""))
+    if mapped is None:
+        return None  # a bug: let Django's 500 handling and logging see it
+    code, message, headers = mapped
+    return error_response(request, code, message, headers=headers)
+
+
+def error_response(request, code: int, message: str, *, headers=None) -> HttpResponse:
+    phrase = HTTPStatus(code).phrase
+    status_line = f"{code} {phrase}"
+    headers = dict(headers or {})
+    kind = _negotiate(request)
+    if kind in ("api", "json"):
+        body = {"message": message, "code": status_line, "title": phrase}
+        return Response(body, status=code, headers=headers)
+    if kind == "html":
+        body = (
+            f"<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n"
+            f"  <h1>{status_line}</h1>\n  {escape(message)}<br /><br />\n\n\n\n </body>\n</html>"
+        )
+        response = HttpResponse(body, status=code, content_type="text/html; charset=UTF-8")
+    else:
+        response = HttpResponse(
+            f"{status_line}\n\n{message}\n\n   ",
+            status=code,
+            content_type="text/plain; charset=UTF-8",
+        )
+    for key, value in headers.items():
+        response[key] = value
+    return response
+
+
+def _negotiate(request) -> str:
+    """Which body to send: 'api' (browsable page), 'json', 'html' or 'plain'."""
+    if request is None:
+        return "json"
+    renderer = getattr(request, "accepted_renderer", None)
+    if renderer is not None and renderer.format == "api":
+        return "api"
+    raw = request.META.get("HTTP_ACCEPT", "").strip()
+    if not raw:
+        return "plain"
+    django_request = getattr(request, "_request", request)
+    preferred = django_request.get_preferred_type(["text/html", "application/json", "text/plain"])
+    return {"text/html": "html", "application/json": "json", "text/plain": "plain"}.get(
+        preferred, "plain"
+    )

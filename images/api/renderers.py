@@ -1,0 +1,42 @@
+"""Rendering: JSON for clients, DRF's browsable pages (branded) for browsers.
+
+Glance ignores ``Accept`` for most purposes, so a client asking for a type we do
+not render gets JSON rather than DRF's 406.
+"""
+
+from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, BrowsableAPIRenderer
+
+
+class RegistryBrowsableAPIRenderer(BrowsableAPIRenderer):
+    template = "rest_framework/api.html"
+
+    def get_context(self, data, accepted_media_type, renderer_context):
+        context = super().get_context(data, accepted_media_type, renderer_context)
+        view = renderer_context["view"]
+        links = getattr(view, "browsable_links", None)
+        context["registry_links"] = links() if callable(links) else []
+        return context
+
+
+class OctetStreamRenderer(BaseRenderer):
+    """Lets a download that asks for application/octet-stream through negotiation."""
+
+    media_type = "application/octet-stream"
+    format = "raw"
+    charset = None
+    render_style = "binary"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        return data if isinstance(data, bytes) else b""
+
+
+class LenientContentNegotiation(DefaultContentNegotiation):
+    def select_renderer(self, request, renderers, format_suffix=None):
+        try:
+            return super().select_renderer(request, renderers, format_suffix)
+        except exceptions.NotAcceptable:
+            if request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
+                raise
+            return renderers[0], renderers[0].media_type

@@ -1,0 +1,422 @@
+"""The Glance Image API v2 on DRF.
+
+Views translate HTTP to the domain and back: they find the image the caller may
+see, call one service, and render the result. Refusals are raised by the services
+and turned into Glance's responses by errors.glance_exception_handler.
+"""
+
+import re
+import uuid
+
+from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import permissions, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from images import policy, selectors, services
+from images.api import filters, schemas
+from images.api.parsers import (
+    GlanceJSONParser,
+    JSONPatch20Parser,
+    JSONPatch21Parser,
+    OctetStreamParser,
+    upload_stream,
+)
+from images.api.renderers import OctetStreamRenderer, RegistryBrowsableAPIRenderer
+from images.api.serializers import (
+    ImageSerializer,
+    MemberSerializer,
+    MemberStatusSerializer,
+    image_path,
+    image_representation,
+    member_representation,
+    update_from_patch,
+    validate_tag,
+)
+from images.enums import Status
+from images.errors import ImageNotFound
+from images.models import Image
+
+API_VERSIONS = ["v2.7", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
+
+
+class RequestIdMixin:
+    """Every Glance response carries an ``x-openstack-request-id``."""
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["x-openstack-request-id"] = f"req-{uuid.uuid4()}"
+        return response
+
+
+class VersionsView(RequestIdMixin, APIView):
+    """The API versions this registry speaks. Open to everyone."""
+
+    authentication_classes: list = []
+    permission_classes = [permissions.AllowAny]
+    multiple_choices = False
+
+    @extend_schema(responses={200: dict, 300: dict})
+    def get(self, request):
+        href = request.build_absolute_uri("/v2/")
+        versions = [
+            {
+                "id": version,
+                "status": "CURRENT" if i == 0 else "SUPPORTED",
+                "links": [{"rel": "self", "href": href}],
+            }
+            for i, version in enumerate(API_VERSIONS)
+        ]
+        code = status.HTTP_300_MULTIPLE_CHOICES if self.multiple_choices else status.HTTP_200_OK
+        return Response({"versions": versions}, status=code)
+
+
+class SchemaView(RequestIdMixin, APIView):
+    """A JSON schema the Glance clients fetch (glanceclient validates against `image`)."""
+
+    name = "image"
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        return Response(schemas.SCHEMAS[self.name]())
+
+
+class InfoImportView(RequestIdMixin, APIView):
+    """Interoperable import is not supported: the list of methods is empty."""
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        return Response({"import-methods": {"type": "array", "value": []}})
+
+
+class InfoStoresView(RequestIdMixin, APIView):
+    """One store, the default."""
+
+    @extend_schema(responses=dict)
+    def get(self, request):
+        return Response({"stores": [{"id": "default", "default": True}]})
+
+
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+
+
+def _byte_range(header: str, size: int) -> tuple[int, int] | None:
+    """(first, last) of a single `bytes=` range, or None if it cannot be served."""
+    match = RANGE.match(header.strip().replace(" ", ""))
+    if not match or match.groups() == ("", ""):
+        return None
+    first, last = match.groups()
+    if first == "":
+        length = int(last)
+        if length == 0:
+            return None
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start > end or start >= size:
+        return None
+    return start, end
+
+
+class ImageDataResponse(StreamingHttpResponse):
+    """Streams `length` bytes of an open file from its current position.
+
+    `file_to_stream` hands the file to the WSGI server's ``wsgi.file_wrapper``, so
+    gunicorn uses sendfile(2): it starts at the file's offset and sends exactly
+    Content-Length bytes. Servers whose file wrapper reads to EOF must not get a
+    range that stops early, so then the bounded iterator is used instead.
+    """
+
+    block_size = 1024 * 1024
+
+    def __init__(self, file, *, length: int, sendfile: bool, **kwargs):
+        super().__init__(self._chunks(file, length), **kwargs)
+        self.file_to_stream = file if sendfile and hasattr(file, "fileno") else None
+        self._resource_closers.append(file.close)
+        self["Content-Length"] = str(length)
+
+    def _chunks(self, file, length):
+        remaining = length
+        while remaining > 0:
+            chunk = file.read(min(self.block_size, remaining))
+            if not chunk:
+                return
+            remaining -= len(chunk)
+            yield chunk
+
+
+class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
+    """Images: list and create them; show, patch and delete one.
+
+    PATCH takes `application/openstack-images-v2.1-json-patch` (or v2.0), e.g.
+    `[{"op": "replace", "path": "/name", "value": "new name"}]`.
+    """
+
+    serializer_class = ImageSerializer
+    queryset = Image.objects.none()  # lookups go through the selectors
+    lookup_value_regex = "[^/]+"
+    parser_classes = [GlanceJSONParser]
+
+    def get_parsers(self):
+        method = getattr(self.request, "method", None)
+        if method == "PATCH":
+            return [JSONPatch21Parser(), JSONPatch20Parser()]
+        if method == "POST" and getattr(self, "action_map", {}).get("post") == "create":
+            # The browsable page's create form posts HTML form data.
+            return [GlanceJSONParser(), FormParser(), MultiPartParser()]
+        return super().get_parsers()
+
+    def get_object(self, *, include_deleted: bool = False) -> Image:
+        image = selectors.image_get_visible(
+            self.request.user, self.kwargs["pk"], include_deleted=include_deleted
+        )
+        self._image = image
+        return image
+
+    def _show(self, image: Image, code=status.HTTP_200_OK, headers=None) -> Response:
+        image = Image.objects.prefetch_related("tags", "properties").get(pk=image.pk)
+        self._image = image
+        return Response(image_representation(image), status=code, headers=headers)
+
+    def browsable_links(self) -> list[tuple[str, str]]:
+        """Links the browsable page shows beside an image: its data and its actions."""
+        image = getattr(self, "_image", None)
+        if image is None:
+            return [
+                ("Schema of an image", "/v2/schemas/image"),
+                ("API documentation", "/api/docs/"),
+            ]
+        user = self.request.user
+        base = image_path(image.pk)
+        links = [("Image data (download)", f"{base}/file"), ("Members", f"{base}/members")]
+        if image.status == Status.ACTIVE and policy.can_deactivate(user, image):
+            links.append(("Deactivate (POST)", f"{base}/actions/deactivate"))
+        if image.status == Status.DEACTIVATED and policy.can_deactivate(user, image):
+            links.append(("Reactivate (POST)", f"{base}/actions/reactivate"))
+        if image.status == Status.PENDING_DELETE and policy.can_restore(user):
+            links.append(("Restore (POST)", f"{base}/actions/restore"))
+        return links
+
+    # --- the collection ---------------------------------------------------------------
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("limit", int, description="Page size (default 25, at most 1000)."),
+            OpenApiParameter(
+                "marker", str, description="Id of the last image of the previous page."
+            ),
+            OpenApiParameter("sort", str, description="e.g. name:asc,size:desc"),
+            OpenApiParameter("status", str, description="A status, or in:s1,s2"),
+            OpenApiParameter("visibility", str),
+            OpenApiParameter("member_status", str),
+            OpenApiParameter("tag", str, many=True),
+        ],
+        responses=dict,
+    )
+    def list(self, request):
+        images = filters.listing(request.user, request.query_params)
+        page = filters.page(images, request.query_params)
+        query = request.query_params.copy()
+        query.pop("marker", None)
+        body = {
+            "images": [image_representation(image) for image in page.images],
+            "first": "/v2/images" + (f"?{query.urlencode()}" if query else ""),
+            "schema": "/v2/schemas/images",
+        }
+        if page.full:
+            query["marker"] = str(page.images[-1].pk)
+            body["next"] = f"/v2/images?{query.urlencode()}"
+        return Response(body)
+
+    @extend_schema(request=ImageSerializer, responses={201: ImageSerializer})
+    def create(self, request):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        if "id" in fields:
+            fields["image_id"] = fields.pop("id")
+        image = services.image_create(actor=request.user, **fields)
+        location = request.build_absolute_uri(image_path(image.pk))
+        return self._show(image, status.HTTP_201_CREATED, headers={"Location": location})
+
+    # --- one image -------------------------------------------------------------------------
+
+    @extend_schema(responses=ImageSerializer)
+    def retrieve(self, request, pk=None):
+        return self._show(self.get_object())
+
+    @extend_schema(request=dict, responses=ImageSerializer)
+    def partial_update(self, request, pk=None):
+        image = self.get_object()
+        patch = request.data
+        changes = update_from_patch(image, patch["style"], patch["operations"])
+        return self._show(services.image_update(image=image, actor=request.user, **changes))
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request, pk=None):
+        services.image_delete(image=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- data --------------------------------------------------------------------------------
+
+    @extend_schema(responses={(200, "application/octet-stream"): bytes, 204: None, 206: bytes})
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="file",
+        parser_classes=[OctetStreamParser],
+        renderer_classes=[JSONRenderer, RegistryBrowsableAPIRenderer, OctetStreamRenderer],
+    )
+    def file(self, request, pk=None):
+        """The image's data: 200, 206 for a `Range`, 204 when it has none."""
+        image = self.get_object()
+        data = services.image_download(image=image, actor=request.user)
+        if data is None or data.empty:
+            return HttpResponse(status=status.HTTP_204_NO_CONTENT)
+        if data.external_url:
+            return HttpResponseRedirect(data.external_url)
+        first, last, code = 0, data.size - 1, status.HTTP_200_OK
+        requested = request.META.get("HTTP_RANGE")
+        if requested:
+            served = _byte_range(requested, data.size)
+            if served is None:
+                response = HttpResponse(status=status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE)
+                response["Content-Range"] = f"bytes */{data.size}"
+                return response
+            (first, last), code = served, status.HTTP_206_PARTIAL_CONTENT
+        file = data.open()
+        if first:
+            file.seek(first)
+        server = request.META.get("SERVER_SOFTWARE", "")
+        response = ImageDataResponse(
+            file,
+            length=last - first + 1,
+            # gunicorn's sendfile stops at Content-Length; other servers' wrappers may not.
+            sendfile=last == data.size - 1 or server.startswith("gunicorn"),
+            status=code,
+            content_type="application/octet-stream",
+        )
+        if code == status.HTTP_206_PARTIAL_CONTENT:
+            response["Content-Range"] = f"bytes {first}-{last}/{data.size}"
+        if data.checksum:
+            response["Content-MD5"] = data.checksum
+        return response
+
+    @extend_schema(request={"application/octet-stream": bytes}, responses={204: None})
+    @file.mapping.put
+    def upload(self, request, pk=None):
+        """Upload the image's data (application/octet-stream), streamed to the store."""
+        stream, declared_size = upload_stream(request)
+        image = self.get_object()
+        services.image_upload(
+            image=image, actor=request.user, stream=stream, declared_size=declared_size
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- tags and actions ----------------------------------------------------------------------
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["put"], url_path=r"tags/(?P<tag>[^/]+)")
+    def tag(self, request, pk=None, tag=None):
+        services.image_add_tag(image=self.get_object(), actor=request.user, tag=validate_tag(tag))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None})
+    @tag.mapping.delete
+    def untag(self, request, pk=None, tag=None):
+        services.image_remove_tag(image=self.get_object(), actor=request.user, tag=tag)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="actions/deactivate")
+    def deactivate(self, request, pk=None):
+        services.image_deactivate(image=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="actions/reactivate")
+    def reactivate(self, request, pk=None):
+        services.image_reactivate(image=self.get_object(), actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["post"], url_path="actions/restore")
+    def restore(self, request, pk=None):
+        """Bring back a pending_delete image (not in Glance; needs the restore permission)."""
+        image = self.get_object(include_deleted=True)
+        services.image_restore(image=image, actor=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- members -----------------------------------------------------------------------------
+
+    def _offered_image(self) -> Image:
+        image = selectors.image_get_offered(self.request.user, self.kwargs["pk"])
+        self._image = image
+        return image
+
+    @extend_schema(responses=dict)
+    @action(detail=True, methods=["get"], url_path="members", serializer_class=MemberSerializer)
+    def members(self, request, pk=None):
+        image = self._offered_image()
+        members = selectors.image_members_visible_to(request.user, image)
+        return Response(
+            {
+                "members": [member_representation(m) for m in members],
+                "schema": "/v2/schemas/members",
+            }
+        )
+
+    @extend_schema(request=MemberSerializer, responses=dict)
+    @members.mapping.post
+    def add_member(self, request, pk=None):
+        serializer = MemberSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        member = services.image_member_add(
+            image=self.get_object(), actor=request.user, member=serializer.validated_data["member"]
+        )
+        return Response(member_representation(member))
+
+    def _member(self, image: Image, member_id: str):
+        found = selectors.image_members_visible_to(self.request.user, image).filter(
+            member=member_id
+        )
+        member = found.first()
+        if member is None:
+            raise ImageNotFound(f"Member {member_id} not found for image {image.pk}.")
+        return member
+
+    @extend_schema(responses=dict)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path=r"members/(?P<member_id>[^/]+)",
+        serializer_class=MemberStatusSerializer,
+    )
+    def member(self, request, pk=None, member_id=None):
+        return Response(member_representation(self._member(self._offered_image(), member_id)))
+
+    @extend_schema(request=MemberStatusSerializer, responses=dict)
+    @member.mapping.put
+    def update_member(self, request, pk=None, member_id=None):
+        serializer = MemberStatusSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        member = services.image_member_update(
+            image=self._offered_image(),
+            actor=request.user,
+            member=member_id,
+            status=serializer.validated_data["status"],
+        )
+        return Response(member_representation(member))
+
+    @extend_schema(responses={204: None})
+    @member.mapping.delete
+    def remove_member(self, request, pk=None, member_id=None):
+        services.image_member_remove(image=self.get_object(), actor=request.user, member=member_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+__all__ = ["ImageViewSet", "InfoImportView", "InfoStoresView", "SchemaView", "VersionsView"]

@@ -1,0 +1,188 @@
+"""The real thing: the production server (gunicorn, gthread workers, as `make run`
+starts it) on a free 127.0.0.1 port, with its own database and store, for the
+real Glance clients to talk to.
+
+One server per test session. Its database is fresh: a SQLite file in a temporary
+directory, or, when DATABASE_URL names PostgreSQL (the `make test-postgres` pass),
+a new database on that server, migrated by the fixture and dropped afterwards.
+"""
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+@dataclass(frozen=True)
+class Registry:
+    url: str
+    tokens: dict[str, str]
+    store: Path
+    env: dict[str, str]
+
+    def manage(self, *args: str) -> str:
+        return _manage(self.env, *args)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _manage(env, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+def _postgres_database(url: str):
+    """A fresh database on the PostgreSQL server of `url`; returns (its url, drop())."""
+    import psycopg
+
+    name = f"registry_e2e_{secrets.token_hex(4)}"
+    parts = urlsplit(url)
+    admin_url = url
+
+    with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(_libpq(admin_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit(parts._replace(path=f"/{name}")), drop
+
+
+def _libpq(url: str) -> str:
+    # libpq understands postgresql:// URLs, including ?host=/socket/dir.
+    return "postgresql://" + url.split("://", 1)[1]
+
+
+def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
+        try:
+            with urllib.request.urlopen(f"{url}/versions", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not answer within 30 s:\n{log.read_text()}")
+
+
+USERS_SCRIPT = """
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from rest_framework.authtoken.models import Token
+User = get_user_model()
+admin = User.objects.create_superuser(username="admin", password="unused-in-tests")
+rita = User.objects.create_user(username="rita", is_staff=True)
+rita.user_permissions.add(*Permission.objects.filter(codename__in=["view_image", "restore_image"]))
+for user in User.objects.filter(username__in=["admin", "rita"]):
+    print("TOKEN", user.username, Token.objects.get_or_create(user=user)[0].key)
+"""
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Registry:
+    tmp = tmp_path_factory.mktemp("registry")
+    database_url = os.environ.get("DATABASE_URL", "")
+    drop = None
+    if database_url.startswith(("postgres://", "postgresql://")):
+        database_url, drop = _postgres_database(database_url)
+    else:
+        database_url = f"sqlite:///{tmp / 'registry.sqlite3'}"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_DEBUG": "0",
+        "VAR_DIR": str(tmp / "var"),
+        "IMAGES_STORE": str(tmp / "store"),
+        "IMAGES_DELAYED_DELETE": "1",
+        "PYTHONWARNINGS": "ignore",
+    }
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    _manage(env, "migrate", "--noinput", "-v0")
+    tokens = {}
+    for name in ("alice", "bob"):
+        tokens[name] = _manage(env, "create_token", name, "--create").strip()
+    for line in _manage(env, "shell", "-c", USERS_SCRIPT).splitlines():
+        if line.startswith("TOKEN "):
+            _, user, key = line.split()
+            tokens[user] = key
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp / "gunicorn.log"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "glance_site.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--timeout",
+                "0",
+                "--no-control-socket",
+                "--log-level",
+                "warning",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_serving(url, proc, log)
+        yield Registry(url=url, tokens=tokens, store=tmp / "store", env=env)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if drop is not None:
+            drop()
+
+
+@pytest.fixture
+def payload_file(tmp_path):
+    """A few MiB of random bytes on disk, and their content."""
+
+    def make(size: int = 3 * 1024 * 1024 + 321):
+        data = os.urandom(size)
+        path = tmp_path / f"disk-{size}.raw"
+        path.write_bytes(data)
+        return path, data
+
+    return make
