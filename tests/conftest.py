@@ -5,7 +5,9 @@ import io
 import os
 
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
+from django.test.utils import override_settings
 
 from tests.factories import image_in
 
@@ -32,15 +34,19 @@ def image_store(tmp_path, settings):
     return store
 
 
-@pytest.fixture(autouse=True)
-def static_files_without_collectstatic(settings):
+@pytest.fixture(scope="session", autouse=True)
+def static_files_without_collectstatic():
     """Tests run without `collectstatic`: static files come from the apps, unhashed,
-    and WhiteNoise does not warn about the missing STATIC_ROOT."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.WHITENOISE_AUTOREFRESH = True
+    and WhiteNoise does not warn about the missing STATIC_ROOT. Session-wide, because
+    the live server builds its middleware once, before any function fixture runs."""
+    with override_settings(
+        STORAGES={
+            **django_settings.STORAGES,
+            "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+        },
+        WHITENOISE_AUTOREFRESH=True,
+    ):
+        yield
 
 
 @pytest.fixture
