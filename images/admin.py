@@ -345,7 +345,8 @@ class ImageForm(forms.ModelForm):
             )
         if "extra_properties" in self.fields:
             self.fields["extra_properties"].initial = "\n".join(
-                f"{name}={value}" for name, value in self.instance.properties.values_list("name", "value")
+                f"{name}={value}"
+                for name, value in self.instance.properties.values_list("name", "value")
             )
 
     def clean_tag_list(self) -> list[str]:
@@ -891,13 +892,13 @@ class RecycleBinAdmin(FastListMixin, admin.ModelAdmin):
 
     list_display = [
         "image_link",
+        "restore_button",
+        "time_left",
+        "scrub_at",
+        "restores_to",
         "owner",
         "size_display",
-        "restores_to",
         "deleted",
-        "scrub_at",
-        "time_left",
-        "restore_button",
     ]
     list_display_links = None
     list_filter = [OwnerFilter]
