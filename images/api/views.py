@@ -159,7 +159,9 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     serializer_class = ImageSerializer
     queryset = Image.objects.none()  # lookups go through the selectors
     lookup_value_regex = "[^/]+"
-    parser_classes = [GlanceJSONParser]
+    # The browsable renderer offers its HTML create form only if a form parser is
+    # listed here; get_parsers() decides what each request really accepts.
+    parser_classes = [GlanceJSONParser, FormParser, MultiPartParser]
 
     def get_parsers(self):
         method = getattr(self.request, "method", None)
@@ -168,7 +170,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         if method == "POST" and getattr(self, "action_map", {}).get("post") == "create":
             # The browsable page's create form posts HTML form data.
             return [GlanceJSONParser(), FormParser(), MultiPartParser()]
-        return super().get_parsers()
+        return [GlanceJSONParser()]
 
     def get_object(self, *, include_deleted: bool = False) -> Image:
         image = selectors.image_get_visible(
