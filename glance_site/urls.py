@@ -13,8 +13,8 @@ urlpatterns = [
     # (the glance CLI), and 200 at /v2 for clients pointed at the versioned URL.
     path("", VersionsView.as_view(multiple_choices=True), name="root"),
     path("versions", VersionsView.as_view(), name="versions"),
-    path("v2", VersionsView.as_view()),
-    path("v2/", VersionsView.as_view()),
+    path("v2", VersionsView.as_view(schema=None)),
+    path("v2/", VersionsView.as_view(schema=None)),
     path("v2/", include("images.api.urls")),
     path("api-auth/", include("rest_framework.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="openapi-schema"),

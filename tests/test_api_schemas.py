@@ -119,6 +119,16 @@ def test_browsable_image_list_is_branded_with_create_form(client, alice):
     assert 'name="disk_format"' in page  # the create form
 
 
+def test_browsable_list_links_the_next_page(client, alice, make_image):
+    for _ in range(2):
+        make_image("queued", owner="alice")
+    client.force_login(alice)
+    page = client.get("/v2/images?limit=1&format=api").content.decode()
+    links = page.split('class="registry-links"', 1)[1].split("</ul>", 1)[0]
+    assert "Next page" in links
+    assert "marker=" in links
+
+
 def test_browsable_image_page_links_data_and_available_actions(client, alice, make_image):
     image = make_image("active", owner="alice")
     client.force_login(alice)

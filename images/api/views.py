@@ -188,7 +188,8 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         """Links the browsable page shows beside an image: its data and its actions."""
         image = getattr(self, "_image", None)
         if image is None:
-            return [
+            paging = getattr(self, "_paging", {})
+            return [(label, href) for label, href in paging.items() if href] + [
                 ("Schema of an image", "/v2/schemas/image"),
                 ("API documentation", "/api/docs/"),
             ]
@@ -218,6 +219,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
             OpenApiParameter("tag", str, many=True),
         ],
         responses=dict,
+        operation_id="images_list",
     )
     def list(self, request):
         images = filters.listing(request.user, request.query_params)
@@ -232,6 +234,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         if page.full:
             query["marker"] = str(page.images[-1].pk)
             body["next"] = f"/v2/images?{query.urlencode()}"
+        self._paging = {"First page": body["first"], "Next page": body.get("next")}
         return Response(body)
 
     @extend_schema(request=ImageSerializer, responses={201: ImageSerializer})
@@ -247,7 +250,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
 
     # --- one image -------------------------------------------------------------------------
 
-    @extend_schema(responses=ImageSerializer)
+    @extend_schema(responses=ImageSerializer, operation_id="images_show")
     def retrieve(self, request, pk=None):
         return self._show(self.get_object())
 
@@ -360,7 +363,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         self._image = image
         return image
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=dict, operation_id="image_members_list")
     @action(detail=True, methods=["get"], url_path="members", serializer_class=MemberSerializer)
     def members(self, request, pk=None):
         image = self._offered_image()
@@ -391,7 +394,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
             raise ImageNotFound(f"Member {member_id} not found for image {image.pk}.")
         return member
 
-    @extend_schema(responses=dict)
+    @extend_schema(responses=dict, operation_id="image_member_show")
     @action(
         detail=True,
         methods=["get"],
