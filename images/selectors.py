@@ -46,8 +46,13 @@ def scrub_due_at(image: Image) -> datetime | None:
     return image.deleted_at + timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
 
 
+def scrub_cutoff(now: datetime) -> datetime:
+    """Images deleted at or before this time are due for scrubbing."""
+    return now - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+
+
 def images_due_for_scrub(now: datetime) -> QuerySet[Image]:
-    cutoff = now - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+    cutoff = scrub_cutoff(now)
     return Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__lte=cutoff).order_by(
         "deleted_at", "id"
     )

@@ -628,12 +628,17 @@ def image_restore(*, image: Image, actor: Actor) -> Image:
 # --- the scrubber's passes ---------------------------------------------------------------
 
 
-def image_scrub(*, image: Image, actor: Actor = "scrubber") -> Image:
+def image_scrub(
+    *, image: Image, actor: Actor = "scrubber", due_by: datetime | None = None
+) -> Image:
     """Remove a pending_delete image's data, then mark it deleted.
 
     The claim (`scrub_started_at`) is committed before any byte is removed, so a
     restore can no longer bring back an image whose data may be partly gone. If
-    the store fails, the image stays pending_delete and the next run retries.
+    the store fails, the image stays pending_delete and the next run retries; if
+    it failed before removing anything, the claim is dropped and the image may
+    still be restored. With `due_by`, an image deleted after that time (restored
+    and deleted again since it was found) is left alone.
     """
     if not policy.can_scrub(actor):
         raise Forbidden("You are not permitted to scrub images.")
@@ -641,9 +646,17 @@ def image_scrub(*, image: Image, actor: Actor = "scrubber") -> Image:
         fresh = _lock(image.pk)
         if fresh.status != Status.PENDING_DELETE:
             raise InvalidTransition(f"Image {fresh.pk} is {fresh.status}, not pending_delete.")
+        if due_by is not None and fresh.deleted_at > due_by:
+            raise InvalidTransition(f"Image {fresh.pk} is not due for scrubbing yet.")
         if fresh.scrub_started_at is None:
             Image.objects.filter(pk=fresh.pk).update(scrub_started_at=timezone.now())
+    pending = fresh.locations.filter(status=LocationStatus.PENDING_DELETE)
+    before = pending.count()
     if not _remove_location_data(fresh):
+        if pending.count() == before:
+            Image.objects.filter(pk=fresh.pk, status=Status.PENDING_DELETE).update(
+                scrub_started_at=None
+            )
         raise StoreError(
             f"The store failed to remove the data of image {fresh.pk}; it stays pending_delete."
         )
@@ -667,9 +680,10 @@ def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubRep
     """Scrub every pending_delete image past its delay, and finish interrupted deletes."""
     now = now or timezone.now()
     report = report or ScrubReport()
+    due_by = selectors.scrub_cutoff(now)
     for image in selectors.images_due_for_scrub(now).iterator():
         try:
-            image_scrub(image=image)
+            image_scrub(image=image, due_by=due_by)
             report.scrubbed.append(image.pk)
         except (StoreError, InvalidTransition) as exc:
             logger.warning("Scrub of image %s did not finish: %s", image.pk, exc)

@@ -2,6 +2,7 @@
 the other gets a clear conflict, and no live image loses its data."""
 
 import io
+import itertools
 import os
 import threading
 from datetime import timedelta
@@ -116,3 +117,45 @@ def test_race_two_uploads_to_one_image_has_one_winner(attempt, alice, image_stor
     assert image.status == Status.ACTIVE
     assert (image_store / str(image.pk)).read_bytes() == winner
     assert image.locations.count() == 1
+
+
+LIVE = {Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE}
+
+
+@pytest.mark.parametrize("attempt", range(3))
+def test_race_twenty_restores_deletes_and_scrubs_end_consistent(
+    attempt, alice, recovery_staff, image_store
+):
+    data = os.urandom(128 * 1024)
+    image = services.image_delete(image=_active(alice, data), actor=alice)
+    Image.objects.filter(pk=image.pk).update(deleted_at=timezone.now() - timedelta(days=2))
+
+    def restore():
+        return services.image_restore(image=image, actor=recovery_staff)
+
+    def delete():
+        return services.image_delete(image=Image.objects.get(pk=image.pk), actor=alice)
+
+    def scrub():
+        return services.image_scrub(image=image)
+
+    calls = [restore, delete, scrub, restore, scrub] * 4
+    outcomes = _race(*calls)
+    assert not [o for o in outcomes if isinstance(o, Exception) and not isinstance(o, ImageError)]
+
+    image.refresh_from_db()
+    history = list(image.transitions.values_list("source", "target"))
+    # The history is one unbroken path from creation to the status the image has now.
+    assert history[0][0] == ""
+    assert all(prev[1] == nxt[0] for prev, nxt in itertools.pairwise(history))
+    assert history[-1][1] == image.status
+    has_bytes = (image_store / str(image.pk)).exists()
+    if image.status in LIVE:
+        assert has_bytes and (image_store / str(image.pk)).read_bytes() == data
+    else:
+        assert image.status == Status.DELETED and not has_bytes
+    # Every successful restore and delete is one row; the scrubs together make at most one.
+    won = [call.__name__ for call, o in zip(calls, outcomes, strict=True) if isinstance(o, Image)]
+    scrubbed = int(history[-1] == (Status.PENDING_DELETE, Status.DELETED))
+    raced = history[4:]  # after create, upload start, upload finish and the first delete
+    assert len(raced) == won.count("restore") + won.count("delete") + scrubbed

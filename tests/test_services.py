@@ -437,6 +437,16 @@ def test_scrub_of_restored_image_refused(alice, recovery_staff, image_store):
     assert (image_store / str(image.id)).exists()
 
 
+def test_scrub_leaves_image_deleted_again_after_it_was_found(alice, image_store):
+    image = services.image_delete(image=_uploaded(alice, b"data"), actor=alice)
+    found_at = timezone.now() - timedelta(seconds=1)  # the scan ran before this delete
+    with pytest.raises(InvalidTransition, match="not due"):
+        services.image_scrub(image=image, due_by=found_at)
+    image.refresh_from_db()
+    assert (image.status, image.scrub_started_at) == (Status.PENDING_DELETE, None)
+    assert (image_store / str(image.id)).exists()
+
+
 def test_scrub_by_non_superuser_refused(alice, recovery_staff):
     image = services.image_delete(image=_uploaded(alice, b"data"), actor=alice)
     with pytest.raises(Forbidden):
