@@ -6,6 +6,7 @@ import os
 from datetime import timedelta
 
 import pytest
+from django.db import DatabaseError, connection
 from django.utils import timezone
 
 from images import services
@@ -245,6 +246,30 @@ def test_image_upload_failing_store_returns_to_queued(alice, payload, failing_st
     with pytest.raises(StoreError, match="store failed while writing"):
         services.image_upload(image=image, actor=alice, stream=io.BytesIO(payload))
     _assert_upload_failed(image, image_store, "injected")
+
+
+FAIL_LOCATION_INSERT = {
+    "sqlite": [
+        "CREATE TRIGGER fail_location BEFORE INSERT ON images_imagelocation "
+        "BEGIN SELECT RAISE(ABORT, 'injected database failure'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION fail_insert() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'injected database failure'; END $$",
+        "CREATE TRIGGER fail_location BEFORE INSERT ON images_imagelocation "
+        "FOR EACH ROW EXECUTE FUNCTION fail_insert()",
+    ],
+}
+
+
+def test_image_upload_database_failure_after_bytes_leaves_no_file(alice, payload, image_store):
+    image = _queued(alice)
+    with connection.cursor() as cursor:
+        for statement in FAIL_LOCATION_INSERT[connection.vendor]:
+            cursor.execute(statement)
+    with pytest.raises(DatabaseError, match="injected database failure"):
+        services.image_upload(image=image, actor=alice, stream=io.BytesIO(payload))
+    _assert_upload_failed(image, image_store, "recording the upload failed")
 
 
 def test_image_upload_to_active_image_conflicts(alice, payload, image_store):
