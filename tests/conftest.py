@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 from django.test.utils import override_settings
 
 from tests.factories import image_in
+from tests.live import payload_file, registry  # noqa: F401  (fixtures for every test folder)
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
