@@ -535,22 +535,29 @@ def _toggle_activation(image: Image, actor: Actor, name: str, target: str, opera
     return fresh
 
 
+def _delete_target(image: Image, actor: Actor) -> str:
+    """The status `image_delete` gives this image now, or the refusal it raises."""
+    if not policy.can_delete(actor, image):
+        raise Forbidden(f"You are not permitted to delete image {image.pk}.")
+    if image.status in (Status.PENDING_DELETE, Status.DELETED):
+        raise ImageNotFound(f"No image found with ID {image.pk}")
+    if image.protected:
+        raise Forbidden(f"Image {image.pk} is protected and cannot be deleted.")
+    if settings.IMAGES_DELAYED_DELETE and can_proceed(image.mark_pending_delete):
+        return Status.PENDING_DELETE
+    return Status.DELETED
+
+
 def image_delete(*, image: Image, actor: Actor) -> Image:
     """Delete an image: `pending_delete` (data kept, restorable until scrubbed) when
     delayed delete is on and it has data, otherwise `deleted` with its data removed.
     """
-    if not policy.can_delete(actor, image):
-        raise Forbidden(f"You are not permitted to delete image {image.id}.")
+    _delete_target(image, actor)
     with transaction.atomic():
         fresh = _lock(image.pk)
-        if fresh.status in (Status.PENDING_DELETE, Status.DELETED):
-            raise ImageNotFound(f"No image found with ID {image.pk}")
-        if fresh.protected:
-            raise Forbidden(f"Image {fresh.pk} is protected and cannot be deleted.")
-        now = timezone.now()
-        delayed = settings.IMAGES_DELAYED_DELETE and can_proceed(fresh.mark_pending_delete)
+        delayed = _delete_target(fresh, actor) == Status.PENDING_DELETE
         name = "mark_pending_delete" if delayed else "mark_deleted"
-        _transition(fresh, name, operation=Operation.DELETE, actor=actor, now=now)
+        _transition(fresh, name, operation=Operation.DELETE, actor=actor, now=timezone.now())
         fresh.locations.filter(status=LocationStatus.ACTIVE).update(
             status=LocationStatus.PENDING_DELETE
         )
@@ -578,24 +585,18 @@ def image_delete_preview(
     *, image: Image, actor: Actor, now: datetime | None = None
 ) -> DeletePreview:
     """Foretell `image_delete` for a confirmation page: kept as pending_delete until
-    a time, removed for good, or refused and why. Changes nothing.
-
-    It applies image_delete's rules in the same order; the tests hold the two to
-    the same answer for every status.
-    """
-    if not policy.can_delete(actor, image):
-        return DeletePreview(image, "refused", f"You are not permitted to delete image {image.pk}.")
+    a time, removed for good, or refused and why. Changes nothing."""
     if image.status in (Status.PENDING_DELETE, Status.DELETED):
+        # Clearer on a confirmation page than the API's "No image found".
         return DeletePreview(image, "refused", f"Image {image.pk} is already {image.status}.")
-    if image.protected:
-        return DeletePreview(
-            image, "refused", f"Image {image.pk} is protected and cannot be deleted."
-        )
-    if settings.IMAGES_DELAYED_DELETE and can_proceed(image.mark_pending_delete):
-        now = now or timezone.now()
+    try:
+        target = _delete_target(image, actor)
+    except ImageError as refusal:
+        return DeletePreview(image, "refused", refusal.message)
+    if target == Status.PENDING_DELETE:
         delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
-        return DeletePreview(image, Status.PENDING_DELETE, scrub_at=now + delay)
-    return DeletePreview(image, Status.DELETED)
+        return DeletePreview(image, target, scrub_at=(now or timezone.now()) + delay)
+    return DeletePreview(image, target)
 
 
 def _remove_location_data(image: Image) -> bool:
