@@ -806,6 +806,10 @@ def images_kill_stale_uploads(*, now=None, report: ScrubReport | None = None) ->
                 ),
             )
         storage.delete_partial(fresh.pk)
+        # A worker that died after renaming its bytes into place, before recording
+        # them, left the whole object under the final name. A killed image never has a
+        # location, so those bytes are nobody's.
+        _discard(storage.object_name(fresh.pk))
         report.killed.append(fresh.pk)
     return report
 

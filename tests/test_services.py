@@ -518,6 +518,21 @@ def test_janitor_kills_stale_upload_and_removes_partial(alice, image_store, sett
     )
 
 
+def test_janitor_removes_bytes_renamed_into_place_but_never_recorded(alice, image_store, settings):
+    # The worker died after renaming the data into place, before recording it.
+    settings.IMAGES_UPLOAD_STALE_SECONDS = 60
+    image = _queued(alice)
+    fresh = Image.objects.get(pk=image.pk)
+    fresh.begin_upload(now=timezone.now() - timedelta(seconds=120))
+    fresh.save()
+    image_store.mkdir(exist_ok=True)
+    (image_store / str(image.id)).write_bytes(b"a whole image, recorded nowhere")
+
+    assert services.images_kill_stale_uploads().killed == [image.pk]
+    assert list(image_store.iterdir()) == []
+    assert services.store_verify().clean
+
+
 def test_janitor_leaves_live_uploads(alice, settings):
     settings.IMAGES_UPLOAD_STALE_SECONDS = 60
     image = _queued(alice)
