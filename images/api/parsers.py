@@ -100,7 +100,34 @@ def upload_stream(request):
     django_request = getattr(request, "_request", request)
     chunked = "chunked" in meta.get("HTTP_TRANSFER_ENCODING", "").lower()
     stream = meta["wsgi.input"] if meta.get("wsgi.input_terminated") or chunked else django_request
-    return stream, _declared_size(meta)
+    declared_size = _declared_size(meta)
+    content_length = (meta.get("CONTENT_LENGTH") or "").strip()
+    if not chunked and content_length.isdigit():
+        stream = _LengthFramedBody(stream, int(content_length))
+    return stream, declared_size
+
+
+class _LengthFramedBody:
+    """A Content-Length body that ends early means the connection closed: say so.
+
+    The WSGI server just reports end-of-input, which would read as a short upload
+    ("size mismatch") and hide that the client went away mid-body.
+    """
+
+    def __init__(self, stream, length: int):
+        self.stream = stream
+        self.length = length
+        self.received = 0
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.stream.read(size)
+        self.received += len(chunk)
+        if not chunk and size != 0 and self.received < self.length:
+            raise ConnectionError(
+                f"the connection closed {self.length - self.received} bytes before "
+                f"the end of the body (Content-Length {self.length})"
+            )
+        return chunk
 
 
 __all__ = [
