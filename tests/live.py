@@ -2,11 +2,15 @@
 starts it) on a free 127.0.0.1 port, with its own database and store, for the
 real Glance clients to talk to.
 
-One server per test session. Its database is fresh: a SQLite file in a temporary
-directory, or, when DATABASE_URL names PostgreSQL (the `make test-postgres` pass),
-a new database on that server, migrated by the fixture and dropped afterwards.
+One server per test session (the `registry` fixture), and `running_registry` for
+tests that need their own with a different environment (a failing store, a full
+disk, a short stale-upload window, more workers). Each database is fresh: a SQLite
+file in a temporary directory, or, when DATABASE_URL names PostgreSQL (the
+`make test-postgres` pass), a new database on that server, migrated on start and
+dropped afterwards.
 """
 
+import contextlib
 import os
 import secrets
 import socket
@@ -14,6 +18,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -30,6 +35,13 @@ class Registry:
     tokens: dict[str, str]
     store: Path
     env: dict[str, str]
+    pid: int = 0  # the gunicorn master
+    log: Path | None = None
+
+    def workers(self) -> list[int]:
+        """The pids of the master's worker processes (Linux /proc)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
 
     def manage(self, *args: str) -> str:
         return _manage(self.env, *args)
@@ -97,24 +109,38 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 User = get_user_model()
+for name in ("alice", "bob"):
+    User.objects.create_user(username=name)
 admin = User.objects.create_superuser(username="admin", password="unused-in-tests")
 rita = User.objects.create_user(username="rita", is_staff=True)
 rita.user_permissions.add(*Permission.objects.filter(codename__in=["view_image", "restore_image"]))
-for user in User.objects.filter(username__in=["admin", "rita"]):
+for user in User.objects.filter(username__in=["alice", "bob", "admin", "rita"]):
     print("TOKEN", user.username, Token.objects.get_or_create(user=user)[0].key)
 """
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Registry:
-    tmp = tmp_path_factory.mktemp("registry")
+@contextlib.contextmanager
+def running_registry(
+    tmp: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    env: dict[str, str] | None = None,
+) -> Iterator[Registry]:
+    """Start the production server on a fresh database and store under `tmp`.
+
+    `env` adds to or overrides the server's environment (a failing store, a short
+    stale-upload window, ...); `manage()` runs commands with the same environment.
+    The server gets its own TMPDIR, so a test can tell it left no temporary files.
+    """
     database_url = os.environ.get("DATABASE_URL", "")
     drop = None
     if database_url.startswith(("postgres://", "postgresql://")):
         database_url, drop = _postgres_database(database_url)
     else:
         database_url = f"sqlite:///{tmp / 'registry.sqlite3'}"
-    env = {
+    (tmp / "tmp").mkdir(exist_ok=True)
+    full_env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(32),
@@ -124,55 +150,70 @@ def registry(tmp_path_factory) -> Registry:
         "IMAGES_STORE": str(tmp / "store"),
         "IMAGES_DELAYED_DELETE": "1",
         "PYTHONWARNINGS": "ignore",
+        "TMPDIR": str(tmp / "tmp"),
+        **(env or {}),
     }
-    env.pop("DJANGO_SETTINGS_MODULE", None)
-    _manage(env, "migrate", "--noinput", "-v0")
-    tokens = {}
-    for name in ("alice", "bob"):
-        tokens[name] = _manage(env, "create_token", name, "--create").strip()
-    for line in _manage(env, "shell", "-c", USERS_SCRIPT).splitlines():
-        if line.startswith("TOKEN "):
-            _, user, key = line.split()
-            tokens[user] = key
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp / "gunicorn.log"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "glance_site.wsgi",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--worker-class",
-                "gthread",
-                "--threads",
-                "4",
-                "--timeout",
-                "0",
-                "--no-control-socket",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
+    full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    proc = None
     try:
+        _manage(full_env, "migrate", "--noinput", "-v0")
+        tokens = {}
+        for line in _manage(full_env, "shell", "-c", USERS_SCRIPT).splitlines():
+            if line.startswith("TOKEN "):
+                _, user, key = line.split()
+                tokens[user] = key
+        port = _free_port()
+        url = f"http://127.0.0.1:{port}"
+        log = tmp / "gunicorn.log"
+        with open(log, "wb") as log_file:
+            proc = subprocess.Popen(
+                [
+                    str(BIN / "gunicorn"),
+                    "glance_site.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                    "--worker-class",
+                    "gthread",
+                    "--threads",
+                    str(threads),
+                    "--timeout",
+                    "0",
+                    "--no-control-socket",
+                    "--log-level",
+                    "warning",
+                ],
+                cwd=ROOT,
+                env=full_env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
         _wait_until_serving(url, proc, log)
-        yield Registry(url=url, tokens=tokens, store=tmp / "store", env=env)
+        yield Registry(
+            url=url,
+            tokens=tokens,
+            store=Path(full_env["IMAGES_STORE"]),
+            env=full_env,
+            pid=proc.pid,
+            log=log,
+        )
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if drop is not None:
             drop()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[Registry]:
+    with running_registry(tmp_path_factory.mktemp("registry")) as server:
+        yield server
 
 
 @pytest.fixture
