@@ -8,8 +8,10 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WORKERS ?= 2
 PYTEST_ARGS ?=
+SOAK_CLIENTS ?= 16
+SOAK_SECONDS ?= 300
 
-.PHONY: run test test-sqlite test-postgres lint format bench clean
+.PHONY: run test test-sqlite test-postgres lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +53,13 @@ test-postgres: $(VENV)/.test
 	pg_up || exit 1; trap pg_down EXIT; \
 	echo "PostgreSQL pass on $$DATABASE_URL"; \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# A bounded load run on loopback (tests/soak.py): SOAK_CLIENTS clients for SOAK_SECONDS
+# against the production server and the scrubber daemon, then every active image's bytes
+# checked against its checksum and `verify_store --rehash`. PostgreSQL when DATABASE_URL
+# names a server (`source .ci/pg.sh; pg_up; make soak; pg_down`).
+soak: $(VENV)/.test
+	$(PY) -m tests.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
