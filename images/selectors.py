@@ -5,7 +5,8 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db import connection
+from django.db.models import CharField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Sum
 
 from images import policy
 from images.enums import DELETED_STATUSES, LocationStatus, MemberStatus, Status, Visibility
@@ -92,6 +93,17 @@ def owner_storage_used(owner: str | None) -> int:
     return used or 0
 
 
+class _NotIndexed(Func):
+    """`+column` on SQLite: the same value, but one the query planner will not look
+    up through an index (SQLite's documented way to steer a plan)."""
+
+    template = "+%(expressions)s"
+    output_field = CharField()
+
+    def __init__(self, field: str):
+        super().__init__(F(field))
+
+
 def images_listed_for(
     actor: Actor,
     *,
@@ -116,10 +128,20 @@ def images_listed_for(
     project = policy.project_of(actor)
     statuses = MemberStatus.values if member_status == "all" else [member_status]
     offered = ImageMember.objects.filter(member=project, status__in=statuses).values("image")
-    own = Q(owner=project)
-    shared_with_me = Q(visibility=Visibility.SHARED, pk__in=offered)
-    public = Q(visibility=Visibility.PUBLIC)
-    community = Q(visibility=Visibility.COMMUNITY)
+    owner, visibility_of = "owner", "visibility"
+    if connection.vendor == "sqlite":
+        # Without ANALYZE statistics SQLite answers this OR of indexed terms by
+        # collecting every visible row through each index and sorting them all
+        # (72 ms for a page of 25 at 100,000 images). With the terms kept out of
+        # index use it walks image_created_idx in list order and stops after the
+        # page (0.1 ms); at worst, when almost nothing is visible, it reads the
+        # whole index (27 ms at 100,000).
+        images = images.alias(_owner=_NotIndexed("owner"), _visibility=_NotIndexed("visibility"))
+        owner, visibility_of = "_owner", "_visibility"
+    own = Q(**{owner: project})
+    shared_with_me = Q(**{visibility_of: Visibility.SHARED}, pk__in=offered)
+    public = Q(**{visibility_of: Visibility.PUBLIC})
+    community = Q(**{visibility_of: Visibility.COMMUNITY})
     if visibility is None:
         return images.filter(own | public | shared_with_me)
     return images.filter(own | public | community | shared_with_me)
