@@ -24,6 +24,11 @@ $(VENV)/.test: $(VENV)/.runtime pyproject.toml
 	@$(PY) -c "import pytest, pytest_django"
 	@touch $@
 
+$(VENV)/.bench: $(VENV)/.runtime pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -r <($(PY) .ci/requirements.py bench) 2>&1 | (grep -v "is ignored: it is neither" || true)
+	@$(PY) -c "import psutil, glanceclient"
+	@touch $@
+
 var/secret_key:
 	@mkdir -p var && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
 
@@ -60,6 +65,13 @@ test-postgres: $(VENV)/.test
 # names a server (`source .ci/pg.sh; pg_up; make soak; pg_down`).
 soak: $(VENV)/.test
 	$(PY) -m tests.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)
+
+# Speed, memory and scale against the production server on a scratch database and
+# store (benchmarks/run.py; issue 6). Prints a table, writes benchmarks/results/.
+# BENCH_ARGS=--quick for small sizes, --profile for py-spy top lines.
+BENCH_ARGS ?=
+bench: $(VENV)/.bench
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
