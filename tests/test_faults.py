@@ -220,7 +220,10 @@ def gone(pid: int) -> bool:
     except ProcessLookupError:
         return True
     # A killed child of gunicorn is a zombie until the master reaps it.
-    return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
 
 
 @pytest.fixture(scope="module")
