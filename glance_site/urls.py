@@ -21,3 +21,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="openapi-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
 ]
+
+# Errors outside the API views (unknown paths, a crash) answer in Glance's error body too.
+handler400 = "images.api.errors.bad_request"
+handler403 = "images.api.errors.permission_denied"
+handler404 = "images.api.errors.page_not_found"
+handler500 = "images.api.errors.server_error"

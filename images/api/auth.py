@@ -6,6 +6,7 @@ CSRF-exempt (DRF only enforces CSRF for session authentication), while a browser
 session writes keep their CSRF check.
 """
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 
@@ -24,3 +25,29 @@ class GlanceTokenAuthentication(TokenAuthentication):
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="image registry"'
+
+
+class GlanceTokenScheme(OpenApiAuthenticationExtension):
+    """The OpenAPI description of the two ways to send the token: either one will do."""
+
+    target_class = GlanceTokenAuthentication
+    name = ["xAuthToken", "tokenAuth"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{"xAuthToken": []}, {"tokenAuth": []}]
+
+    def get_security_definition(self, auto_schema):
+        return [
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "X-Auth-Token",
+                "description": "The API token, as Glance clients send it.",
+            },
+            {
+                "type": "apiKey",
+                "in": "header",
+                "name": "Authorization",
+                "description": 'The same token as "Token <key>".',
+            },
+        ]

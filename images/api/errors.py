@@ -13,9 +13,12 @@ A browser on the browsable API gets DRF's page with the same JSON in it.
 
 from http import HTTPStatus
 
-from django.http import Http404, HttpResponse
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.html import escape
 from rest_framework import exceptions, status
+from rest_framework.request import Request
 from rest_framework.response import Response
 
 from images import errors
@@ -39,6 +42,14 @@ def status_and_message(exc: Exception, method: str = "") -> tuple[int, str, dict
     for kind, code in DOMAIN_STATUS:
         if isinstance(exc, kind):
             return code, exc.message, {}
+    if isinstance(exc, RequestDataTooBig):
+        # Django's own bound on a body read whole (DATA_UPLOAD_MAX_MEMORY_SIZE); image
+        # data is streamed and never meets it.
+        return (
+            status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            f"Request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+            {},
+        )
     if isinstance(exc, Http404):
         return status.HTTP_404_NOT_FOUND, "The resource could not be found.", {}
     if isinstance(exc, exceptions.APIException):
@@ -89,15 +100,17 @@ def error_response(request, code: int, message: str, *, headers=None) -> HttpRes
     status_line = f"{code} {phrase}"
     headers = dict(headers or {})
     kind = _negotiate(request)
-    if kind in ("api", "json"):
-        body = {"message": message, "code": status_line, "title": phrase}
+    body = {"message": message, "code": status_line, "title": phrase}
+    if kind in ("api", "json") and isinstance(request, Request):
         return Response(body, status=code, headers=headers)
-    if kind == "html":
-        body = (
+    if kind in ("api", "json"):
+        response = JsonResponse(body, status=code)
+    elif kind == "html":
+        html = (
             f"<html>\n <head>\n  <title>{status_line}</title>\n </head>\n <body>\n"
             f"  <h1>{status_line}</h1>\n  {escape(message)}<br /><br />\n\n\n\n </body>\n</html>"
         )
-        response = HttpResponse(body, status=code, content_type="text/html; charset=UTF-8")
+        response = HttpResponse(html, status=code, content_type="text/html; charset=UTF-8")
     else:
         response = HttpResponse(
             f"{status_line}\n\n{message}\n\n   ",
@@ -123,4 +136,28 @@ def _negotiate(request) -> str:
     preferred = django_request.get_preferred_type(["text/html", "application/json", "text/plain"])
     return {"text/html": "html", "application/json": "json", "text/plain": "plain"}.get(
         preferred, "plain"
+    )
+
+
+# Django's own error views (glance_site.urls), for requests no API view answered: an
+# unknown path such as /v2/images/a/b, a disallowed Host, a crash. Same bodies as above.
+
+
+def page_not_found(request, exception=None):
+    return error_response(request, status.HTTP_404_NOT_FOUND, "The resource could not be found.")
+
+
+def bad_request(request, exception=None):
+    return error_response(request, status.HTTP_400_BAD_REQUEST, "The request is malformed.")
+
+
+def permission_denied(request, exception=None):
+    return error_response(request, status.HTTP_403_FORBIDDEN, "Access was denied to this resource.")
+
+
+def server_error(request):
+    return error_response(
+        request,
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        "The server has either erred or is incapable of performing the requested operation.",
     )

@@ -10,6 +10,7 @@ Bad values answer 400 with Glance's messages.
 
 import uuid
 from dataclasses import dataclass
+from datetime import UTC
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
@@ -22,6 +23,7 @@ from images.models import Image, ImageProperty, ImageTag
 from images.policy import Actor
 
 DEFAULT_LIMIT = 25
+MAX_INT = 2**63 - 1
 MAX_LIMIT = 1000
 SORT_KEYS = (
     "name",
@@ -94,6 +96,9 @@ def _int(name: str, raw: str) -> int:
         raise InvalidInput(f"Invalid value '{raw}' for '{name}': must be an integer.") from None
     if value < 0:
         raise InvalidInput(f"Invalid value '{raw}' for '{name}': must be >= 0.")
+    if value > MAX_INT:
+        # Beyond a 64-bit column: SQLite cannot even bind it as a parameter.
+        raise InvalidInput(f"Invalid value '{raw}' for '{name}': must be <= {MAX_INT}.")
     return value
 
 
@@ -129,7 +134,10 @@ def _date_filter(name: str, raw: str) -> Q:
         raise InvalidInput(f"Invalid operator '{op}' for '{name}' filter.")
     try:
         moment = parse_datetime(value.replace(" ", "+"))
-    except ValueError:
+        if moment is not None and moment.tzinfo is not None:
+            # Near year 1 or 9999 an offset pushes the moment out of range in UTC.
+            moment = moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         moment = None
     if moment is None:
         raise InvalidInput(f"Invalid time format for {name}: {value}")

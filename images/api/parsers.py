@@ -7,7 +7,8 @@ in memory or spooled to a temporary file.
 
 import json
 
-from rest_framework import exceptions
+from django.conf import settings
+from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser, JSONParser
 
 from images.errors import InvalidInput
@@ -15,13 +16,58 @@ from images.errors import InvalidInput
 PATCH_V21 = "application/openstack-images-v2.1-json-patch"
 PATCH_V20 = "application/openstack-images-v2.0-json-patch"
 OCTET_STREAM = "application/octet-stream"
+# Glance's documents are a few levels deep (an image, a patch of operations); this
+# bounds the work a hostile body can cause in the code that walks it.
+MAX_JSON_DEPTH = 32
+
+
+class RequestBodyTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "Request body is too large."
 
 
 def _load_json(stream, encoding="utf-8"):
+    # DRF reads the body through the request stream, which DATA_UPLOAD_MAX_MEMORY_SIZE
+    # does not bound (only request.body and form parsing check it): bound it here.
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    raw = stream.read(limit + 1) if limit is not None else stream.read()
+    if limit is not None and len(raw) > limit:
+        raise RequestBodyTooLarge(f"Request body is larger than {limit} bytes.")
     try:
-        return json.loads(stream.read().decode(encoding))
-    except (ValueError, UnicodeDecodeError):
+        body = json.loads(raw.decode(encoding))
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise exceptions.ParseError("Malformed JSON in request body.") from None
+    _check_json(body)
+    return body
+
+
+def _check_json(body) -> None:
+    """Refuse what no database column can hold: NUL characters (PostgreSQL rejects
+    them in text) and lone surrogates (not encodable as UTF-8), and absurd nesting."""
+    pending = [(body, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise exceptions.ParseError(
+                f"The request body is nested deeper than {MAX_JSON_DEPTH} levels."
+            )
+        if isinstance(value, dict):
+            pending.extend((key, depth) for key in value)
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                raise exceptions.ParseError(
+                    "Strings in the request body may not contain NUL characters (\\u0000)."
+                )
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise exceptions.ParseError(
+                    "Strings in the request body may not contain unpaired surrogates "
+                    "(\\ud800-\\udfff)."
+                ) from None
 
 
 class GlanceJSONParser(JSONParser):
@@ -55,6 +101,24 @@ class JSONPatch20Parser(_JSONPatchParser):
 
     media_type = PATCH_V20
     style = "2.0"
+
+
+def patch_operations(request) -> tuple[str, list]:
+    """The JSON patch of a PATCH request: its style ("2.1" or "2.0") and operations.
+
+    DRF skips the parsers when a request has no body, so a PATCH without one (or
+    without any Content-Type) is refused here, as Glance does, rather than arriving
+    at the view as an empty dict.
+    """
+    data = request.data
+    if isinstance(data, dict) and "style" in data:
+        return data["style"], data["operations"]
+    content_type = (request.META.get("CONTENT_TYPE") or "").split(";")[0].strip().lower()
+    if content_type in (PATCH_V21, PATCH_V20):
+        raise exceptions.ParseError("Request body must be a JSON array of operation objects.")
+    raise exceptions.UnsupportedMediaType(
+        content_type, detail=f"Invalid content type {content_type or '(none)'}"
+    )
 
 
 class OctetStreamParser(BaseParser):
@@ -135,5 +199,6 @@ __all__ = [
     "JSONPatch20Parser",
     "JSONPatch21Parser",
     "OctetStreamParser",
+    "patch_operations",
     "upload_stream",
 ]

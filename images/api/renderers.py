@@ -37,6 +37,8 @@ class LenientContentNegotiation(DefaultContentNegotiation):
         try:
             return super().select_renderer(request, renderers, format_suffix)
         except exceptions.NotAcceptable:
-            if request.query_params.get(self.settings.URL_FORMAT_OVERRIDE):
-                raise
+            # An explicit ?format= outranks Accept; an unknown one is still a 404.
+            wanted = request.query_params.get(self.settings.URL_FORMAT_OVERRIDE)
+            if wanted:
+                renderers = self.filter_renderers(renderers, wanted)
             return renderers[0], renderers[0].media_type

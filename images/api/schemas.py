@@ -11,6 +11,8 @@ from images.enums import ContainerFormat, DiskFormat, MemberStatus, Status, Visi
 UUID_PATTERN = (
     "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
 )
+# min_ram and min_disk are 32-bit columns, in Glance as here.
+MAX_INT32 = 2**31 - 1
 
 
 def _nullable(kind: str, description: str, **extra) -> dict:
@@ -65,12 +67,22 @@ IMAGE_PROPERTIES = {
     "updated_at": _read_only("string", "When the image last changed (ISO 8601, UTC)."),
     "tags": {
         "type": "array",
-        "items": {"type": "string", "maxLength": 255},
+        "items": {"type": "string", "minLength": 1, "maxLength": 255},
         "description": "Strings attached to the image; a set, in no particular order.",
     },
     "direct_url": _read_only("string", "Not shown by this registry."),
-    "min_ram": {"type": "integer", "minimum": 0, "description": "RAM needed to boot, in MiB."},
-    "min_disk": {"type": "integer", "minimum": 0, "description": "Disk needed to boot, in GiB."},
+    "min_ram": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_INT32,
+        "description": "RAM needed to boot, in MiB.",
+    },
+    "min_disk": {
+        "type": "integer",
+        "minimum": 0,
+        "maximum": MAX_INT32,
+        "description": "Disk needed to boot, in GiB.",
+    },
     "self": _read_only("string", "The image's own path."),
     "file": _read_only("string", "The path of the image's data."),
     "stores": _read_only("string", "Not shown by this registry (single store)."),

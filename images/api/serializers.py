@@ -6,6 +6,7 @@ Read-only and reserved names answer 403 as in Glance; extra properties are
 strings and are flattened into the image's top level on the way out.
 """
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
@@ -90,8 +91,11 @@ class StrictIntegerField(serializers.IntegerField):
     default_error_messages = {"invalid": "{input!r} is not of type 'integer'."}
 
     def to_internal_value(self, data):
-        if (isinstance(data, int) and not isinstance(data, bool)) or _from_form(self):
+        if _from_form(self) and isinstance(data, str) and re.fullmatch(r"\s*-?\d+\s*", data):
+            data = int(data)
+        if isinstance(data, int) and not isinstance(data, bool):
             return super().to_internal_value(data)
+        # Not DRF's own conversion: its "invalid" message lacks the input we name.
         self.fail("invalid", input=data)
 
 
@@ -138,11 +142,15 @@ class ImageSerializer(serializers.Serializer):
     visibility = serializers.ChoiceField(choices=Visibility.choices, required=False)
     protected = StrictBooleanField(required=False)
     os_hidden = StrictBooleanField(required=False)
-    min_disk = StrictIntegerField(min_value=0, required=False, help_text="GiB")
-    min_ram = StrictIntegerField(min_value=0, required=False, help_text="MiB")
-    owner = StrictCharField(max_length=255, allow_null=True, required=False)
+    min_disk = StrictIntegerField(
+        min_value=0, max_value=schemas.MAX_INT32, required=False, help_text="GiB"
+    )
+    min_ram = StrictIntegerField(
+        min_value=0, max_value=schemas.MAX_INT32, required=False, help_text="MiB"
+    )
+    owner = StrictCharField(min_length=1, max_length=255, allow_null=True, required=False)
     tags = serializers.ListField(
-        child=StrictCharField(max_length=255), required=False, allow_empty=True
+        child=StrictCharField(min_length=1, max_length=255), required=False, allow_empty=True
     )
 
     def to_internal_value(self, data):
@@ -279,7 +287,7 @@ def member_representation(member: ImageMember) -> dict:
 class MemberSerializer(serializers.Serializer):
     """Share an image: ``{"member": "<project>"}``."""
 
-    member = StrictCharField(max_length=255)
+    member = StrictCharField(min_length=1, max_length=255)
 
 
 class MemberStatusSerializer(serializers.Serializer):

@@ -9,7 +9,7 @@ import re
 import uuid
 
 from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -18,12 +18,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from images import policy, selectors, services
-from images.api import filters, schemas
+from images.api import filters, openapi, schemas
+from images.api.errors import error_response
 from images.api.parsers import (
     GlanceJSONParser,
     JSONPatch20Parser,
     JSONPatch21Parser,
     OctetStreamParser,
+    patch_operations,
     upload_stream,
 )
 from images.api.renderers import OctetStreamRenderer, RegistryBrowsableAPIRenderer
@@ -101,7 +103,8 @@ class InfoStoresView(RequestIdMixin, APIView):
         return Response({"stores": [{"id": "default", "default": True}]})
 
 
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+# At most 19 digits: any offset of a real file, and never too long for int().
+RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
 
 
 def _byte_range(header: str, size: int) -> tuple[int, int] | None:
@@ -207,17 +210,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     # --- the collection ---------------------------------------------------------------
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter("limit", int, description="Page size (default 25, at most 1000)."),
-            OpenApiParameter(
-                "marker", str, description="Id of the last image of the previous page."
-            ),
-            OpenApiParameter("sort", str, description="e.g. name:asc,size:desc"),
-            OpenApiParameter("status", str, description="A status, or in:s1,s2"),
-            OpenApiParameter("visibility", str),
-            OpenApiParameter("member_status", str),
-            OpenApiParameter("tag", str, many=True),
-        ],
+        parameters=openapi.LIST_PARAMETERS,
         responses=dict,
         operation_id="images_list",
     )
@@ -237,7 +230,8 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         self._paging = {"First page": body["first"], "Next page": body.get("next")}
         return Response(body)
 
-    @extend_schema(request=ImageSerializer, responses={201: ImageSerializer})
+    # The contract is JSON; the browsable page's HTML form is a convenience for browsers.
+    @extend_schema(request={"application/json": ImageSerializer}, responses={201: ImageSerializer})
     def create(self, request):
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -254,11 +248,10 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     def retrieve(self, request, pk=None):
         return self._show(self.get_object())
 
-    @extend_schema(request=dict, responses=ImageSerializer)
+    @extend_schema(request=openapi.PATCH_REQUEST, responses=ImageSerializer)
     def partial_update(self, request, pk=None):
         image = self.get_object()
-        patch = request.data
-        changes = update_from_patch(image, patch["style"], patch["operations"])
+        changes = update_from_patch(image, *patch_operations(request))
         return self._show(services.image_update(image=image, actor=request.user, **changes))
 
     @extend_schema(responses={204: None})
@@ -289,9 +282,12 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         if requested:
             served = _byte_range(requested, data.size)
             if served is None:
-                response = HttpResponse(status=status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE)
-                response["Content-Range"] = f"bytes */{data.size}"
-                return response
+                return error_response(
+                    request,
+                    status.HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+                    f"Requested range {requested!r} is not satisfiable for {data.size} bytes.",
+                    headers={"Content-Range": f"bytes */{data.size}"},
+                )
             (first, last), code = served, status.HTTP_206_PARTIAL_CONTENT
         file = data.open()
         if first:
