@@ -58,6 +58,23 @@ def env_size(name: str, default: int) -> int:
     return int(match.group(1)) * _SIZE_UNITS[match.group(2) or ""]
 
 
+def env_rate(name: str, default: str | None) -> str | None:
+    """A request rate for DRF's throttles, "100/s" (s, m, h or d); "0" or "off" for none."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in ("0", "off", "none"):
+        return None
+    match = re.fullmatch(r"(\d+)\s*/\s*(s|sec|second|m|min|minute|h|hour|d|day)", value)
+    if not match or int(match.group(1)) == 0:
+        raise ImproperlyConfigured(
+            f"{name} must be a rate such as 100/s, 1000/m or 20000/h (or 0 for no limit), "
+            f"got {raw!r}"
+        )
+    return f"{int(match.group(1))}/{match.group(2)}"
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None:
@@ -79,6 +96,21 @@ if not SECRET_KEY:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS is not set (a comma-separated list of host names)")
+
+# Production behind HTTPS (README, "Production"). Off by default, so `make run`
+# serves plain http://127.0.0.1:8000.
+HTTPS = env_bool("DJANGO_HTTPS", False)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000 if HTTPS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+if env_bool("DJANGO_SECURE_PROXY", False):
+    # Only behind a proxy that terminates TLS and overwrites this header: a client
+    # could otherwise claim https itself.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -104,6 +136,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "images.api.middleware.RejectNulMiddleware",
 ]
 
 ROOT_URLCONF = "glance_site.urls"
@@ -179,6 +212,10 @@ IMAGES_PURGE_AFTER_DAYS = env_int("IMAGES_PURGE_AFTER_DAYS", 30)
 IMAGES_SIZE_CAP = env_size("IMAGES_SIZE_CAP", 2**40)
 IMAGES_USER_STORAGE_QUOTA = env_size("IMAGES_USER_STORAGE_QUOTA", 0)
 IMAGES_UPLOAD_STALE_SECONDS = env_int("IMAGES_UPLOAD_STALE_SECONDS", 3600, minimum=1)
+# Per user (per address when anonymous) and server process; far above what the glance
+# CLI, `make soak` or the tests send.
+IMAGES_API_RATE = env_rate("IMAGES_API_RATE", "6000/m")
+IMAGES_API_ANON_RATE = env_rate("IMAGES_API_ANON_RATE", "600/m")
 
 REST_FRAMEWORK = {
     # Token first: Glance clients send X-Auth-Token, and an unauthenticated client
@@ -196,6 +233,10 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "images.api.renderers.LenientContentNegotiation",
     "EXCEPTION_HANDLER": "images.api.errors.glance_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_CLASSES": [
+        "images.api.throttles.UserThrottle",
+        "images.api.throttles.AnonThrottle",
+    ],
 }
 
 SPECTACULAR_SETTINGS = {
@@ -207,6 +248,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "images.api.openapi.postprocess",
+    ],
 }
 
 LOGGING = {
@@ -214,5 +259,9 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "loggers": {"images": {"handlers": ["console"], "level": "INFO"}},
+    "loggers": {
+        "images": {"handlers": ["console"], "level": "INFO"},
+        # Django logs a 500's traceback here; its default handler prints only with DEBUG.
+        "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+    },
 }
