@@ -499,6 +499,14 @@ def profile_top(proc: subprocess.Popen | None, out: Path, n: int = 15) -> list[s
 def measure_upload(res, server, scratch, api, tokens, files, repeat, profile, tmp) -> None:
     token = tokens["token"]
     big = max(files, key=lambda k: files[k].stat().st_size)
+    # Warm up both workers (imports, thread stacks, DB connections) so that the RSS
+    # growth measured below is the upload's own.
+    warm = tmp / "warm.bin"
+    make_file(warm, 8 * MiB)
+    for n in range(4):
+        image_id = api.create_image(f"warm-{n}")
+        curl_upload(server.port, token, image_id, warm)
+        drop_stored(scratch, image_id)
     for label, path in files.items():
         mib = path.stat().st_size / MiB
         for client, upload in (("curl", curl_upload), ("glanceclient", glanceclient_upload)):
