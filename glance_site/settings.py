@@ -160,8 +160,16 @@ TEMPLATES = [
 _default_db = f"sqlite:///{VAR_DIR / 'registry.sqlite3'}"
 if "DATABASE_URL" not in os.environ:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
+# A new PostgreSQL connection per request costs more than most requests do.
+_conn_max_age = env_int("DATABASE_CONN_MAX_AGE", 60)
 try:
-    DATABASES = {"default": dj_database_url.parse(os.environ.get("DATABASE_URL", _default_db))}
+    DATABASES = {
+        "default": dj_database_url.parse(
+            os.environ.get("DATABASE_URL", _default_db),
+            conn_max_age=_conn_max_age,
+            conn_health_checks=True,
+        )
+    }
 except Exception as exc:  # dj-database-url raises several types for a malformed URL
     raise ImproperlyConfigured(f"DATABASE_URL is not a valid database URL: {exc}") from None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

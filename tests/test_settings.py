@@ -40,6 +40,7 @@ def _check(**env):
         ("IMAGES_UPLOAD_STALE_SECONDS", "1.5", "IMAGES_UPLOAD_STALE_SECONDS must be an integer"),
         ("DJANGO_DEBUG", "perhaps", "DJANGO_DEBUG must be a boolean"),
         ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
+        ("DATABASE_CONN_MAX_AGE", "forever", "DATABASE_CONN_MAX_AGE must be an integer"),
         ("SECRET_KEY", "", "SECRET_KEY is not set"),
         ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS is not set"),
     ],
