@@ -11,10 +11,12 @@ glanceclient and openstacksdk parse these bodies to show the message:
 A browser on the browsable API gets DRF's page with the same JSON in it.
 """
 
+import logging
 from http import HTTPStatus
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.utils.html import escape
 from rest_framework import exceptions, status
@@ -34,6 +36,8 @@ DOMAIN_STATUS = [
     (errors.StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 
+logger = logging.getLogger(__name__)
+
 # Headers DRF attaches to some of its exceptions, which clients rely on.
 PASSED_HEADERS = ("WWW-Authenticate", "Retry-After", "Accept-Patch", "Allow")
 
@@ -52,6 +56,14 @@ def status_and_message(exc: Exception, method: str = "") -> tuple[int, str, dict
         )
     if isinstance(exc, Http404):
         return status.HTTP_404_NOT_FOUND, "The resource could not be found.", {}
+    if isinstance(exc, OperationalError | InterfaceError):
+        # Lost or locked database: the request may well succeed if retried.
+        logger.error("Database unavailable", exc_info=exc)
+        return (
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "The registry's database is unavailable; try again later.",
+            {},
+        )
     if isinstance(exc, exceptions.APIException):
         return exc.status_code, _flatten(exc.detail), _headers_of(exc, method)
     return None
