@@ -10,12 +10,15 @@ file in a temporary directory, or, when DATABASE_URL names PostgreSQL (the
 dropped afterwards.
 """
 
+import atexit
 import contextlib
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -119,6 +122,20 @@ for user in User.objects.filter(username__in=["alice", "bob", "admin", "rita"]):
 """
 
 
+_static: list[Path] = []
+
+
+def _collected_static(env: dict[str, str]) -> Path:
+    """Static files collected once per test run, as `make run` does, so the admin and
+    the browsable pages render under the production server (DEBUG off)."""
+    if not _static:
+        root = Path(tempfile.mkdtemp(prefix="registry-static-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        _manage({**env, "VAR_DIR": str(root)}, "collectstatic", "--noinput", "-v0")
+        _static.append(root / "static")
+    return _static[0]
+
+
 @contextlib.contextmanager
 def running_registry(
     tmp: Path,
@@ -154,6 +171,8 @@ def running_registry(
         **(env or {}),
     }
     full_env.pop("DJANGO_SETTINGS_MODULE", None)
+    (tmp / "var").mkdir(exist_ok=True)
+    (tmp / "var" / "static").symlink_to(_collected_static(full_env))
     proc = None
     try:
         _manage(full_env, "migrate", "--noinput", "-v0")
