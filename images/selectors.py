@@ -11,7 +11,7 @@ from django.db.models import CharField, Count, Exists, F, Func, OuterRef, Q, Que
 from images import policy
 from images.enums import DELETED_STATUSES, LocationStatus, MemberStatus, Status, Visibility
 from images.errors import ImageNotFound
-from images.models import Image, ImageLocation, ImageMember
+from images.models import Image, ImageLocation, ImageMember, ImageProperty, ImageTag
 from images.policy import Actor
 
 
@@ -195,3 +195,17 @@ def image_get_offered(actor: Actor, image_id) -> Image:
         return (images_visible_to(actor) | images).distinct().get(pk=image_id)
     except (Image.DoesNotExist, ValidationError, ValueError):
         raise ImageNotFound(f"No image found with ID {image_id}") from None
+
+
+def image_tags_and_properties(image_ids: list) -> tuple[dict, dict]:
+    """Tags ({id: [value]}) and extra properties ({id: {name: value}}) of many images,
+    in two plain queries: cheaper than prefetching model rows for a page of 1,000."""
+    tags: dict = {pk: [] for pk in image_ids}
+    properties: dict = {pk: {} for pk in image_ids}
+    rows = ImageTag.objects.filter(image_id__in=image_ids).order_by("image_id", "value")
+    for image_id, value in rows.values_list("image_id", "value"):
+        tags[image_id].append(value)
+    rows = ImageProperty.objects.filter(image_id__in=image_ids).order_by("image_id", "name")
+    for image_id, name, value in rows.values_list("image_id", "name", "value"):
+        properties[image_id][name] = value
+    return tags, properties

@@ -78,6 +78,8 @@ class Page:
     images: list
     limit: int
     full: bool
+    tags: dict  # image id -> tag values
+    properties: dict  # image id -> {name: value}
 
 
 def _bool(name: str, raw: str) -> bool:
@@ -278,5 +280,12 @@ def page(images: QuerySet[Image], params) -> Page:
         except (Image.DoesNotExist, ValidationError, ValueError, TypeError):
             raise InvalidInput(f"No image found with ID {marker_id}") from None
         images = images.filter(_after(marker, order))
-    rows = list(images.order_by(*_order_by(order)).prefetch_related("tags", "properties")[:limit])
-    return Page(images=rows, limit=limit, full=len(rows) == limit and limit > 0)
+    rows = list(images.order_by(*_order_by(order))[:limit])
+    tags, properties = selectors.image_tags_and_properties([image.pk for image in rows])
+    return Page(
+        images=rows,
+        limit=limit,
+        full=len(rows) == limit and limit > 0,
+        tags=tags,
+        properties=properties,
+    )

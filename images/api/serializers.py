@@ -35,9 +35,17 @@ def image_path(image_id) -> str:
     return f"/v2/images/{image_id}"
 
 
-def image_representation(image: Image) -> dict:
-    """The image as Glance shows it: extra properties first, then the core keys."""
-    data: dict = {prop.name: prop.value for prop in image.properties.all()}
+def image_representation(
+    image: Image, *, tags: list[str] | None = None, properties: dict[str, str] | None = None
+) -> dict:
+    """The image as Glance shows it: extra properties first, then the core keys.
+
+    A list passes each image's `tags` and `properties`, fetched for the whole page."""
+    if properties is None:
+        properties = {prop.name: prop.value for prop in image.properties.all()}
+    if tags is None:
+        tags = [tag.value for tag in image.tags.all()]
+    data: dict = dict(properties)
     data.update(
         {
             "name": image.name,
@@ -58,7 +66,7 @@ def image_representation(image: Image) -> dict:
             "id": str(image.pk),
             "created_at": isotime(image.created_at),
             "updated_at": isotime(image.updated_at),
-            "tags": [tag.value for tag in image.tags.all()],
+            "tags": tags,
             "self": image_path(image.pk),
             "file": f"{image_path(image.pk)}/file",
             "schema": IMAGE_SCHEMA_PATH,

@@ -220,7 +220,12 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         query = request.query_params.copy()
         query.pop("marker", None)
         body = {
-            "images": [image_representation(image) for image in page.images],
+            "images": [
+                image_representation(
+                    image, tags=page.tags[image.pk], properties=page.properties[image.pk]
+                )
+                for image in page.images
+            ],
             "first": "/v2/images" + (f"?{query.urlencode()}" if query else ""),
             "schema": "/v2/schemas/images",
         }
