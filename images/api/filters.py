@@ -242,11 +242,19 @@ def sort_order(params) -> list[tuple[str, str]]:
 
 
 def _order_by(order):
-    # NULL sorts as the smallest value, in both directions, so keyset paging agrees.
-    return [
-        F(key).asc(nulls_first=True) if direction == "asc" else F(key).desc(nulls_last=True)
-        for key, direction in order
-    ]
+    """NULL sorts as the smallest value, in both directions, so keyset paging agrees.
+
+    Only nullable keys say so: a plain order on the others (created_at, id) is what
+    image_created_idx holds, so PostgreSQL reads a page straight from the index."""
+    terms = []
+    for key, direction in order:
+        if key not in NULLABLE_SORT_KEYS:
+            terms.append(F(key).asc() if direction == "asc" else F(key).desc())
+        elif direction == "asc":
+            terms.append(F(key).asc(nulls_first=True))
+        else:
+            terms.append(F(key).desc(nulls_last=True))
+    return terms
 
 
 def _after(marker: Image, order) -> Q:
