@@ -40,9 +40,7 @@ run: $(VENV)/.runtime var/secret_key
 	echo "Serving http://$(HOST):$(PORT)/admin/ and /v2/images (Ctrl-C stops the server and the scrubber)"; \
 	$(PY) manage.py scrub_images --daemon & scrubber=$$!; \
 	trap 'kill $$scrubber 2>/dev/null' EXIT; \
-	$(VENV)/bin/gunicorn glance_site.wsgi --bind $(HOST):$(PORT) --workers $(WORKERS) \
-	    --worker-class gthread --threads 4 --timeout 0 --no-control-socket \
-	    --access-logfile - --log-level warning
+	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(VENV)/bin/gunicorn -c glance_site/gunicorn.conf.py
 
 test: test-sqlite test-postgres
 

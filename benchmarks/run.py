@@ -203,22 +203,12 @@ class Server:
     def start(self) -> None:
         cmd = [
             str(VENV_BIN / "gunicorn"),
-            "glance_site.wsgi",
+            "--config",
+            str(ROOT / "glance_site" / "gunicorn.conf.py"),  # as `make run` starts it
             "--bind",
             f"127.0.0.1:{self.port}",
             "--workers",
             "2",
-            "--worker-class",
-            "gthread",
-            "--threads",
-            "4",
-            "--timeout",
-            "0",
-            "--no-control-socket",
-            "--access-logfile",
-            "-",
-            "--log-level",
-            "warning",
         ]
         self.log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(

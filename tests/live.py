@@ -30,6 +30,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+GUNICORN_CONFIG = ROOT / "glance_site" / "gunicorn.conf.py"  # as `make run` starts it
 
 
 @dataclass(frozen=True)
@@ -188,20 +189,16 @@ def running_registry(
             proc = subprocess.Popen(
                 [
                     str(BIN / "gunicorn"),
-                    "glance_site.wsgi",
+                    "--config",
+                    str(GUNICORN_CONFIG),
                     "--bind",
                     f"127.0.0.1:{port}",
                     "--workers",
                     str(workers),
-                    "--worker-class",
-                    "gthread",
                     "--threads",
                     str(threads),
-                    "--timeout",
-                    "0",
-                    "--no-control-socket",
-                    "--log-level",
-                    "warning",
+                    "--access-logfile",
+                    "/dev/null",
                 ],
                 cwd=ROOT,
                 env=full_env,
