@@ -8,6 +8,7 @@ bulk_create, never the API: 100,000 images through the API would take longer tha
 the whole benchmark may.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -31,7 +32,7 @@ from django.utils import timezone  # noqa: E402
 from rest_framework.authtoken.models import Token  # noqa: E402
 
 from images import services, storage  # noqa: E402
-from images.enums import LocationStatus, Status, Visibility  # noqa: E402
+from images.enums import LocationStatus, Visibility  # noqa: E402
 from images.models import Image, ImageLocation, ImageProperty, ImageTag  # noqa: E402
 
 USER = "bench"  # the API consumer whose lists are measured
@@ -82,21 +83,25 @@ def _seed_batch(start: int, count: int, now) -> None:
         image = Image(
             id=uuid.uuid4(),
             name=f"{SEED_PREFIX}{i:07d}",
-            status=Status.ACTIVE if active else Status.QUEUED,
             visibility=visibility,
             owner=owner,
             disk_format="qcow2",
             container_format="bare",
-            size=size,
-            virtual_size=size,
-            checksum=f"{rng.getrandbits(128):032x}" if active else None,
-            os_hash_algo="sha512" if active else None,
-            os_hash_value=f"{rng.getrandbits(512):0128x}" if active else None,
             min_disk=rng.randrange(0, 40),
             min_ram=rng.randrange(0, 4096),
             created_at=now - timedelta(seconds=i * 37),
             updated_at=now - timedelta(seconds=i * 37),
         )
+        if rng.random() < 0.9:  # mostly active: reached through the model's transitions
+            size = rng.randrange(1, 20 * 2**30)
+            image.begin_upload(now=now)
+            image.finish_upload(
+                size=size,
+                checksum=f"{rng.getrandbits(128):032x}",
+                os_hash_algo="sha512",
+                os_hash_value=f"{rng.getrandbits(512):0128x}",
+            )
+            image.virtual_size = size
         images.append(image)
         tags += [ImageTag(image=image, value="bench"), ImageTag(image=image, value=f"t{i % 50}")]
         props.append(ImageProperty(image=image, name="hw_disk_bus", value="virtio"))
@@ -166,21 +171,23 @@ def scrub(args) -> dict:
     size = int(args.get("size", 1024))
     past = timezone.now() - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS + 60)
     payload = os.urandom(size)
+    checksum, sha512 = hashlib.md5(payload).hexdigest(), hashlib.sha512(payload).hexdigest()
     run = uuid.uuid4().hex[:8]
     images, locations = [], []
     for i in range(n):
         image = Image(
             id=uuid.uuid4(),
             name=f"{SCRUB_PREFIX}{run}-{i}",
-            status=Status.PENDING_DELETE,
-            status_before_delete=Status.ACTIVE,
             visibility=Visibility.PRIVATE,
             owner=USER,
             disk_format="raw",
             container_format="bare",
-            size=size,
-            deleted_at=past,
         )
+        image.begin_upload(now=past)
+        image.finish_upload(
+            size=size, checksum=checksum, os_hash_algo="sha512", os_hash_value=sha512
+        )
+        image.mark_pending_delete(now=past)
         images.append(image)
         name = storage.object_name(image.id)
         path = storage.local_path(name)
