@@ -198,8 +198,15 @@ def image_create(
     return image
 
 
+# Glance's image_tag_quota and image_property_quota defaults; over them is a 413.
+IMAGE_TAG_QUOTA = 128
+IMAGE_PROPERTY_QUOTA = 128
+
+
 def _replace_tags(image: Image, tags: Iterable[str]) -> None:
     wanted = set(tags)
+    if len(wanted) > IMAGE_TAG_QUOTA:
+        raise ImageTooLarge(f"Maximum number of tags exceeded: an image has {IMAGE_TAG_QUOTA}.")
     image.tags.exclude(value__in=wanted).delete()
     existing = set(image.tags.values_list("value", flat=True))
     ImageTag.objects.bulk_create(
@@ -208,8 +215,13 @@ def _replace_tags(image: Image, tags: Iterable[str]) -> None:
 
 
 def _set_properties(image: Image, properties: dict[str, str]) -> None:
+    """Call inside the caller's transaction: going over the quota rolls it all back."""
     for key, value in properties.items():
         ImageProperty.objects.update_or_create(image=image, name=key, defaults={"value": value})
+    if properties and image.properties.count() > IMAGE_PROPERTY_QUOTA:
+        raise ImageTooLarge(
+            f"Maximum number of properties exceeded: an image has {IMAGE_PROPERTY_QUOTA}."
+        )
 
 
 def image_update(
@@ -265,7 +277,13 @@ def image_update(
 def image_add_tag(*, image: Image, actor: Actor, tag: str) -> None:
     if not policy.can_manage(actor, image):
         raise Forbidden(f"You are not permitted to modify image {image.id}.")
-    ImageTag.objects.get_or_create(image=image, value=tag)
+    with transaction.atomic():
+        _lock(image.pk)
+        if image.tags.filter(value=tag).exists():
+            return  # Glance answers a repeat with success
+        if image.tags.count() >= IMAGE_TAG_QUOTA:
+            raise ImageTooLarge(f"Maximum number of tags exceeded: an image has {IMAGE_TAG_QUOTA}.")
+        ImageTag.objects.create(image=image, value=tag)
 
 
 def image_remove_tag(*, image: Image, actor: Actor, tag: str) -> None:

@@ -364,6 +364,18 @@ def test_tags_too_long_answers_400(alice, queued):
     assert response.status_code == 400
 
 
+def test_tags_over_quota_answers_413(alice, queued):
+    client = token_client(alice)
+    for i in range(128):
+        assert client.put(f"/v2/images/{queued['id']}/tags/t{i}").status_code == 204
+    response = client.put(
+        f"/v2/images/{queued['id']}/tags/one-more", HTTP_ACCEPT="application/json"
+    )
+    assert response.status_code == 413
+    assert response.json()["message"].startswith("Maximum number of tags exceeded")
+    assert Image.objects.get(pk=queued["id"]).tags.count() == 128
+
+
 # --- actions ----------------------------------------------------------------------------------
 
 

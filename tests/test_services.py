@@ -157,6 +157,37 @@ def test_image_update_removing_missing_property_changes_nothing(alice):
     assert image.name == "cirros"
 
 
+def test_image_tags_over_quota_refused_and_nothing_changes(alice):
+    image = _queued(alice, tags=[f"t{i}" for i in range(services.IMAGE_TAG_QUOTA)])
+    with pytest.raises(ImageTooLarge, match="Maximum number of tags exceeded"):
+        services.image_add_tag(image=image, actor=alice, tag="one-more")
+    services.image_add_tag(image=image, actor=alice, tag="t0")  # a repeat is fine
+    with pytest.raises(ImageTooLarge, match="Maximum number of tags exceeded"):
+        services.image_update(
+            image=image,
+            actor=alice,
+            changes={"name": "renamed"},
+            tags=[f"x{i}" for i in range(services.IMAGE_TAG_QUOTA + 1)],
+        )
+    image.refresh_from_db()
+    assert image.name == "cirros"
+    assert image.tags.count() == services.IMAGE_TAG_QUOTA
+    assert not image.tags.filter(value__startswith="x").exists()
+
+
+def test_image_properties_over_quota_refused_and_nothing_changes(alice):
+    quota = services.IMAGE_PROPERTY_QUOTA
+    with pytest.raises(ImageTooLarge, match="Maximum number of properties exceeded"):
+        _queued(alice, properties={f"p{i}": "v" for i in range(quota + 1)})
+    assert Image.objects.count() == 0
+    image = _queued(alice, properties={f"p{i}": "v" for i in range(quota)})
+    with pytest.raises(ImageTooLarge, match="Maximum number of properties exceeded"):
+        services.image_update(image=image, actor=alice, properties={"extra": "v"})
+    assert image.properties.count() == quota
+    services.image_update(image=image, actor=alice, properties={"p0": "changed"})
+    assert image.properties.get(name="p0").value == "changed"
+
+
 # --- upload ---
 
 
