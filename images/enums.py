@@ -27,28 +27,29 @@ class Visibility(models.TextChoices):
 
 
 class DiskFormat(models.TextChoices):
-    AMI = "ami"
-    ARI = "ari"
-    AKI = "aki"
-    VHD = "vhd"
-    VHDX = "vhdx"
-    VMDK = "vmdk"
-    RAW = "raw"
-    QCOW2 = "qcow2"
-    VDI = "vdi"
-    ISO = "iso"
-    PLOOP = "ploop"
+    # Format names are identifiers: shown as written (qcow2, not Qcow2).
+    AMI = "ami", "ami"
+    ARI = "ari", "ari"
+    AKI = "aki", "aki"
+    VHD = "vhd", "vhd"
+    VHDX = "vhdx", "vhdx"
+    VMDK = "vmdk", "vmdk"
+    RAW = "raw", "raw"
+    QCOW2 = "qcow2", "qcow2"
+    VDI = "vdi", "vdi"
+    ISO = "iso", "iso"
+    PLOOP = "ploop", "ploop"
 
 
 class ContainerFormat(models.TextChoices):
-    AMI = "ami"
-    ARI = "ari"
-    AKI = "aki"
-    BARE = "bare"
-    OVF = "ovf"
-    OVA = "ova"
-    DOCKER = "docker"
-    COMPRESSED = "compressed"
+    AMI = "ami", "ami"
+    ARI = "ari", "ari"
+    AKI = "aki", "aki"
+    BARE = "bare", "bare"
+    OVF = "ovf", "ovf"
+    OVA = "ova", "ova"
+    DOCKER = "docker", "docker"
+    COMPRESSED = "compressed", "compressed"
 
 
 class LocationStatus(models.TextChoices):
