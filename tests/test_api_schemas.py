@@ -113,7 +113,7 @@ def test_browsable_image_list_is_branded_with_create_form(client, alice):
     client.force_login(alice)
     create(token_client(alice), name="in-the-browser")
     page = client.get("/v2/images", HTTP_ACCEPT="text/html").content.decode()
-    assert "<title>Image List \N{EN DASH} Image registry</title>" in page
+    assert "<title>Images \N{EN DASH} Image registry</title>" in page
     assert "Django REST framework" not in page
     assert "in-the-browser" in page
     assert 'name="disk_format"' in page  # the create form

@@ -61,6 +61,7 @@ class VersionsView(RequestIdMixin, APIView):
     authentication_classes: list = []
     permission_classes = [permissions.AllowAny]
     multiple_choices = False
+    name = None  # the browsable pages' title; set per URL
 
     @extend_schema(responses={200: dict, 300: dict})
     def get(self, request):
@@ -165,6 +166,11 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     # The browsable renderer offers its HTML create form only if a form parser is
     # listed here; get_parsers() decides what each request really accepts.
     parser_classes = [GlanceJSONParser, FormParser, MultiPartParser]
+
+    def get_view_name(self):
+        # The browsable pages' titles: "Images" and "Image", not DRF's "Image List".
+        names = {"List": "Images", "Instance": "Image"}
+        return names.get(getattr(self, "suffix", None)) or super().get_view_name()
 
     def get_parsers(self):
         method = getattr(self.request, "method", None)
