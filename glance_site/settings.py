@@ -213,6 +213,33 @@ STORAGES = {
     },
 }
 
+# An S3-compatible object store (Ceph RGW, MinIO, AWS S3) instead of the filesystem.
+# Credentials: IMAGES_S3_ACCESS_KEY/IMAGES_S3_SECRET_KEY, else boto3's usual chain.
+IMAGES_S3_BUCKET = os.environ.get("IMAGES_S3_BUCKET", "")
+if IMAGES_S3_BUCKET:
+    from boto3.s3.transfer import TransferConfig
+
+    # boto3's defaults hold up to ~160 MiB of one upload in memory; this keeps it near 32.
+    _transfer = TransferConfig(max_concurrency=4, multipart_chunksize=8 * 2**20)
+    _transfer.max_in_memory_upload_chunks = 2
+    STORAGES["images"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": IMAGES_S3_BUCKET,
+            "location": os.environ.get("IMAGES_S3_PREFIX", ""),
+            "endpoint_url": os.environ.get("IMAGES_S3_ENDPOINT_URL") or None,
+            "region_name": os.environ.get("IMAGES_S3_REGION") or None,
+            "access_key": os.environ.get("IMAGES_S3_ACCESS_KEY") or None,
+            "secret_key": os.environ.get("IMAGES_S3_SECRET_KEY") or None,
+            "signature_version": "s3v4",
+            "file_overwrite": True,  # an image's object name is its id: never renamed
+            "default_acl": None,
+            # A download spools at most this much in memory, the rest in a temp file.
+            "max_memory_size": 8 * 2**20,
+            "transfer_config": _transfer,
+        },
+    }
+
 IMAGES_DELAYED_DELETE = env_bool("IMAGES_DELAYED_DELETE", True)
 IMAGES_SCRUB_DELAY_SECONDS = env_int("IMAGES_SCRUB_DELAY_SECONDS", 86400)
 IMAGES_SCRUB_WAKEUP_SECONDS = env_int("IMAGES_SCRUB_WAKEUP_SECONDS", 300, minimum=1)

@@ -162,6 +162,17 @@ class _IngestFile(File):
     def seekable(self) -> bool:
         return False
 
+    def read(self, size: int = -1) -> bytes:
+        # Object stores upload in parts of a fixed size (S3: at least 5 MiB but the
+        # last), so a short read from the socket must not end a part early.
+        if size is None or size < 0:
+            return b"".join(self.chunks())  # what file.read() means; no caller of ours asks
+        parts, got = [], 0
+        while got < size and (chunk := self.file.read(size - got)):
+            parts.append(chunk)
+            got += len(chunk)
+        return b"".join(parts)
+
     def chunks(self, chunk_size=None):
         while chunk := self.file.read(chunk_size or self.DEFAULT_CHUNK_SIZE):
             yield chunk
