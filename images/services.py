@@ -498,8 +498,8 @@ class ImageData:
     def empty(self) -> bool:
         return self.store_name is None and self.external_url is None
 
-    def open(self) -> BinaryIO:
-        return storage.open_data(self.store_name)
+    def open(self, start: int = 0, length: int | None = None) -> BinaryIO:
+        return storage.open_data(self.store_name, start, length)
 
     def local_path(self) -> str | None:
         return storage.local_path(self.store_name) if self.store_name else None

@@ -19,6 +19,7 @@ from typing import BinaryIO, Protocol
 
 from django.core.files import File
 from django.core.files.storage import Storage, storages
+from storages.utils import clean_name
 
 from images.errors import InvalidInput, UploadInterrupted
 
@@ -244,8 +245,24 @@ def _remove_file(path: str) -> None:
         os.remove(path)
 
 
-def open_data(name: str) -> BinaryIO:
-    return store().open(name, "rb")
+def open_data(name: str, start: int = 0, length: int | None = None) -> BinaryIO:
+    """The object's bytes from `start` on (`length` of them, or to the end), as a
+    file to read. On disk, reading past `length` is the caller's to avoid.
+
+    On disk it is the file itself (so the server can sendfile it); on S3 it is the
+    GET response body, streamed: django-storages' own file would first copy the
+    whole object into a temporary file."""
+    backend = store()
+    bucket = getattr(backend, "bucket", None)
+    if bucket is None:
+        data = backend.open(name, "rb")
+        if start:
+            data.seek(start)
+        return data
+    key = backend._normalize_name(clean_name(name))
+    end = "" if length is None else start + length - 1
+    ranged = {"Range": f"bytes={start}-{end}"} if start or length is not None else {}
+    return bucket.Object(key).get(**ranged)["Body"]
 
 
 def delete(name: str) -> None:

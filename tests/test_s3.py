@@ -94,6 +94,20 @@ def test_s3_chunked_upload_lands_in_the_bucket_and_downloads_verified(gc, bucket
     assert b"".join(gc.images.data(image["id"])) == data  # verified against os_hash_value
 
 
+def test_s3_range_download_streams_the_slice(gc, registry_s3):
+    data = os.urandom(3 * 1024 * 1024)
+    image = _create(gc, "ranged")
+    gc.images.upload(image["id"], io.BytesIO(data))
+    request = urllib.request.Request(
+        f"{registry_s3.url}/v2/images/{image['id']}/file",
+        headers={"X-Auth-Token": registry_s3.tokens["alice"], "Range": "bytes=1000-1999999"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 206
+        assert response.headers["Content-Range"] == f"bytes 1000-1999999/{len(data)}"
+        assert response.read() == data[1000:2000000]
+
+
 def test_s3_failed_upload_leaves_no_object(gc, bucket):
     image = _create(gc, "cut-short")
     with pytest.raises(glance_exc.HTTPBadRequest, match="Size mismatch"):

@@ -315,15 +315,16 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
                     headers={"Content-Range": f"bytes */{data.size}"},
                 )
             (first, last), code = served, status.HTTP_206_PARTIAL_CONTENT
-        file = data.open()
-        if first:
-            file.seek(first)
+        length = last - first + 1
+        file = data.open(start=first, length=length)
         server = request.META.get("SERVER_SOFTWARE", "")
         response = ImageDataResponse(
             file,
-            length=last - first + 1,
-            # gunicorn's sendfile stops at Content-Length; other servers' wrappers may not.
-            sendfile=last == data.size - 1 or server.startswith("gunicorn"),
+            length=length,
+            # Only a file on disk can be sent with sendfile(2); gunicorn's stops at
+            # Content-Length, other servers' file wrappers may read on to the end.
+            sendfile=data.local_path() is not None
+            and (last == data.size - 1 or server.startswith("gunicorn")),
             sock=request.META.get("gunicorn.socket"),
             status=code,
             content_type="application/octet-stream",
