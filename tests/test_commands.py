@@ -66,6 +66,18 @@ def test_scrub_images_reports_and_scrubs_due_images(alice, image_store, settings
     assert out.startswith("scrubbed 1, failed 0,")
 
 
+def test_scrub_images_store_failure_exits_nonzero(alice, failing_store, settings):
+    image = _pending_delete(alice)
+    Image.objects.filter(pk=image.pk).update(
+        deleted_at=timezone.now() - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS + 1)
+    )
+    failing_store(fail_writes=False)
+    with pytest.raises(CommandError, match=r"1 image\(s\) could not be scrubbed"):
+        _run("scrub_images")
+    image.refresh_from_db()
+    assert image.status == Status.PENDING_DELETE
+
+
 def test_purge_images_reports_count(alice, settings):
     image = services.image_delete(image=services.image_create(actor=alice), actor=alice)
     Image.objects.filter(pk=image.pk).update(deleted_at=timezone.now() - timedelta(days=365))

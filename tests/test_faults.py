@@ -475,7 +475,8 @@ def test_scrub_store_delete_failure_keeps_pending_delete_and_next_run_finishes(s
     broken = {**SCRUB_NOW, **FAILING_STORE, "FAILING_STORAGE": "deletes"}
 
     done = command(server, "scrub_images", env=broken)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
+    assert "2 image(s) could not be scrubbed" in done.stderr
     for image_id, content in data.items():
         assert f"image {image_id}: data removal failed; will retry" in done.stderr
         assert db.status(image_id) == "pending_delete"

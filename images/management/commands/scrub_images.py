@@ -1,7 +1,7 @@
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from images import services
 
@@ -30,6 +30,12 @@ class Command(BaseCommand):
             for image_id in report.failed:
                 self.stderr.write(f"image {image_id}: data removal failed; will retry")
             if not daemon:
+                if report.failed:
+                    # A cron run's exit status is what monitoring sees.
+                    raise CommandError(
+                        f"{len(report.failed)} image(s) could not be scrubbed; they stay "
+                        "pending_delete and the next run retries"
+                    )
                 return
             self.stdout.flush()
             time.sleep(settings.IMAGES_SCRUB_WAKEUP_SECONDS)
