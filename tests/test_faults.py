@@ -219,10 +219,11 @@ def gone(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    # A killed child of gunicorn is a zombie until the master reaps it.
+    # A killed child of gunicorn is a zombie until the master reaps it, which may
+    # happen while /proc is read (ESRCH, ProcessLookupError).
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] == "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return True
 
 
