@@ -20,17 +20,37 @@ def images_visible_to(actor: Actor, *, include_deleted: bool = False) -> QuerySe
     images = Image.objects.all()
     if not (include_deleted and policy.can_restore(actor)):
         images = images.exclude(status__in=DELETED_STATUSES)
+    return _readable_by(actor, images, member_statuses=[MemberStatus.ACCEPTED], community=True)
+
+
+def _readable_by(
+    actor: Actor, images: QuerySet[Image], *, member_statuses: list[str], community: bool
+) -> QuerySet[Image]:
+    """`images` narrowed to those the actor may read: their own, public ones, shared
+    ones they are a member of (with one of `member_statuses`) and, with `community`,
+    community ones. Staff who see all images keep them all."""
     if policy.sees_all_images(actor):
         return images
     project = policy.project_of(actor)
-    accepted = ImageMember.objects.filter(
-        image=OuterRef("pk"), member=project, status=MemberStatus.ACCEPTED
+    offered = ImageMember.objects.filter(member=project, status__in=member_statuses)
+    owner, visibility_of = "owner", "visibility"
+    if connection.vendor == "sqlite":
+        # Without ANALYZE statistics SQLite answers this OR of indexed terms by
+        # collecting every visible row through each index and sorting them all
+        # (72 ms for a page of 25 at 100,000 images). With the terms kept out of
+        # index use it walks image_created_idx in list order and stops after the
+        # page (0.1 ms); at worst, when almost nothing is visible, it reads the
+        # whole index (27 ms at 100,000).
+        images = images.alias(_owner=_NotIndexed("owner"), _visibility=_NotIndexed("visibility"))
+        owner, visibility_of = "_owner", "_visibility"
+    readable = (
+        Q(**{owner: project})
+        | Q(**{visibility_of: Visibility.PUBLIC})
+        | Q(**{visibility_of: Visibility.SHARED}, pk__in=offered.values("image"))
     )
-    return images.filter(
-        Q(owner=project)
-        | Q(visibility__in=[Visibility.PUBLIC, Visibility.COMMUNITY])
-        | Q(visibility=Visibility.SHARED, pk__in=accepted.values("image"))
-    )
+    if community:
+        readable |= Q(**{visibility_of: Visibility.COMMUNITY})
+    return images.filter(readable)
 
 
 def image_get_visible(actor: Actor, image_id, *, include_deleted: bool = False) -> Image:
@@ -123,28 +143,8 @@ def images_listed_for(
         images = images.exclude(status__in=DELETED_STATUSES)
     if visibility not in (None, "all"):
         images = images.filter(visibility=visibility)
-    if policy.sees_all_images(actor):
-        return images
-    project = policy.project_of(actor)
     statuses = MemberStatus.values if member_status == "all" else [member_status]
-    offered = ImageMember.objects.filter(member=project, status__in=statuses).values("image")
-    owner, visibility_of = "owner", "visibility"
-    if connection.vendor == "sqlite":
-        # Without ANALYZE statistics SQLite answers this OR of indexed terms by
-        # collecting every visible row through each index and sorting them all
-        # (72 ms for a page of 25 at 100,000 images). With the terms kept out of
-        # index use it walks image_created_idx in list order and stops after the
-        # page (0.1 ms); at worst, when almost nothing is visible, it reads the
-        # whole index (27 ms at 100,000).
-        images = images.alias(_owner=_NotIndexed("owner"), _visibility=_NotIndexed("visibility"))
-        owner, visibility_of = "_owner", "_visibility"
-    own = Q(**{owner: project})
-    shared_with_me = Q(**{visibility_of: Visibility.SHARED}, pk__in=offered)
-    public = Q(**{visibility_of: Visibility.PUBLIC})
-    community = Q(**{visibility_of: Visibility.COMMUNITY})
-    if visibility is None:
-        return images.filter(own | public | shared_with_me)
-    return images.filter(own | public | community | shared_with_me)
+    return _readable_by(actor, images, member_statuses=statuses, community=visibility is not None)
 
 
 @dataclass(frozen=True)

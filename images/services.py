@@ -617,15 +617,24 @@ def image_delete_preview(
     return DeletePreview(image, target)
 
 
+def _remove_bytes(location: ImageLocation) -> bool:
+    """Remove the bytes a location points at if they are ours (external data is not);
+    a store failure is logged and answered False."""
+    if not location.in_store:
+        return True
+    try:
+        storage.delete(location.url)
+    except Exception:
+        logger.exception("Removing data %s of image %s failed", location.url, location.image_id)
+        return False
+    return True
+
+
 def _remove_location_data(image: Image) -> bool:
     """Remove the bytes behind an image's pending_delete locations. True if all went."""
     for location in image.locations.filter(status=LocationStatus.PENDING_DELETE):
-        if location.in_store:
-            try:
-                storage.delete(location.url)
-            except Exception:
-                logger.exception("Removing data %s of image %s failed", location.url, image.pk)
-                return False
+        if not _remove_bytes(location):
+            return False
         ImageLocation.objects.filter(pk=location.pk).update(status=LocationStatus.DELETED)
     return True
 
@@ -722,18 +731,14 @@ def _scrub_batch(
     removed, unclaim = [], []
     for fresh in claimed:
         for position, location in enumerate(locations[fresh.pk]):
-            if location.in_store:
-                try:
-                    storage.delete(location.url)
-                except Exception:
-                    logger.exception("Removing data %s of image %s failed", location.url, fresh.pk)
-                    outcomes[fresh.pk] = StoreError(
-                        f"The store failed to remove the data of image {fresh.pk}; "
-                        "it stays pending_delete."
-                    )
-                    if position == 0:
-                        unclaim.append(fresh.pk)  # nothing removed: restorable again
-                    break
+            if not _remove_bytes(location):
+                outcomes[fresh.pk] = StoreError(
+                    f"The store failed to remove the data of image {fresh.pk}; "
+                    "it stays pending_delete."
+                )
+                if position == 0:
+                    unclaim.append(fresh.pk)  # nothing removed: restorable again
+                break
             removed.append(location.pk)
     if removed:
         ImageLocation.objects.filter(pk__in=removed).update(status=LocationStatus.DELETED)
