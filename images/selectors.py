@@ -16,10 +16,12 @@ from images.policy import Actor
 
 
 def images_visible_to(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Image]:
-    """Images the actor may read. Deleted ones only for those who may restore them."""
-    images = Image.objects.all()
-    if not (include_deleted and policy.can_restore(actor)):
-        images = images.exclude(status__in=DELETED_STATUSES)
+    """Images the actor may read. `pending_delete` ones (with `include_deleted`) only
+    for those who may restore them; `deleted` ones for nobody: they are gone."""
+    if include_deleted and policy.can_restore(actor):
+        images = Image.objects.exclude(status=Status.DELETED)
+    else:
+        images = Image.objects.exclude(status__in=DELETED_STATUSES)
     return _readable_by(actor, images, member_statuses=[MemberStatus.ACCEPTED], community=True)
 
 

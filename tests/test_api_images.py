@@ -6,6 +6,7 @@ import json
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import override_settings
+from django.utils import timezone
 
 from images.enums import Status
 from images.models import Image, ImageMember, ImageTransition
@@ -107,6 +108,19 @@ def test_create_returns_201_location_and_glance_shape(alice):
     assert body["schema"] == "/v2/schemas/image"
     assert body["created_at"].endswith("Z") and len(body["created_at"]) == 20
     assert [t.operation for t in image.transitions.all()] == ["create"]
+
+
+def test_create_without_body_answers_400_and_creates_nothing(alice):
+    response = token_client(alice).post("/v2/images", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["message"] == "Body expected in request."
+    assert not Image.objects.exists()
+
+
+def test_create_with_empty_object_creates_queued_image(alice):
+    response = create(token_client(alice))
+    assert response.status_code == 201
+    assert Image.objects.get().status == Status.QUEUED
 
 
 def test_create_with_chosen_id_and_duplicate_conflicts(alice):
@@ -409,6 +423,36 @@ def test_restore_by_recovery_staff_returns_image_to_previous_status(
     image.refresh_from_db()
     assert image.status == Status.ACTIVE
     assert image.transitions.get().actor == "rita"
+
+
+def test_show_pending_delete_image_to_recovery_staff(recovery_staff, make_image):
+    image = make_image("deactivated", owner="alice")
+    image.mark_pending_delete(now=timezone.now())
+    image.save()
+    shown = token_client(recovery_staff).get(f"/v2/images/{image.pk}")
+    assert shown.status_code == 200
+    body = shown.json()
+    assert body["status"] == "pending_delete"
+    assert body["deleted_at"] and body["os_glance_scrub_at"] > body["deleted_at"]
+    assert body["os_glance_restore_status"] == "deactivated"
+
+
+def test_show_pending_delete_image_to_owner_and_superuser_without_permission_is_404(
+    alice, django_user_model, make_image
+):
+    image = make_image("pending_delete", owner="alice")
+    helper = django_user_model.objects.create_user("helper", password="pw", is_staff=True)
+    helper.user_permissions.add(*Permission.objects.filter(codename="view_image"))
+    for user in (alice, helper):
+        assert token_client(user).get(f"/v2/images/{image.pk}").status_code == 404
+
+
+def test_show_deleted_image_is_404_for_everybody(recovery_staff, admin_user, make_image):
+    image = make_image("deleted", owner="alice")
+    for user in (recovery_staff, admin_user):
+        response = token_client(user).get(f"/v2/images/{image.pk}")
+        assert response.status_code == 404
+        assert response.json()["message"] == f"No image found with ID {image.pk}"
 
 
 def test_restore_without_permission_answers_404(alice, make_image):

@@ -77,6 +77,7 @@ def image_representation(
         # when the scrubber will remove the data (after which restore is impossible).
         data["deleted_at"] = isotime(image.deleted_at)
         data["os_glance_scrub_at"] = isotime(selectors.scrub_due_at(image))
+        data["os_glance_restore_status"] = image.status_before_delete or Status.ACTIVE
     return data
 
 

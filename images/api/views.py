@@ -41,7 +41,7 @@ from images.api.serializers import (
     validate_tag,
 )
 from images.enums import Status
-from images.errors import ImageNotFound
+from images.errors import ImageNotFound, InvalidInput
 from images.models import Image
 
 API_VERSIONS = ["v2.7", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
@@ -259,6 +259,9 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     # The contract is JSON; the browsable page's HTML form is a convenience for browsers.
     @extend_schema(request={"application/json": ImageSerializer}, responses={201: ImageSerializer})
     def create(self, request):
+        if request.stream is None:
+            # Glance's answer to a create without a body; `{}` is an image with defaults.
+            raise InvalidInput("Body expected in request.")
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         fields = dict(serializer.validated_data)
@@ -272,7 +275,8 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses=ImageSerializer, operation_id="images_show")
     def retrieve(self, request, pk=None):
-        return self._show(self.get_object())
+        # Recovery staff open a recycle-bin entry before restoring it; others get 404.
+        return self._show(self.get_object(include_deleted=True))
 
     @extend_schema(request=openapi.PATCH_REQUEST, responses=ImageSerializer)
     def partial_update(self, request, pk=None):
