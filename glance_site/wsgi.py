@@ -9,6 +9,7 @@ read and dropped, keeping the connection usable; a larger one makes gunicorn ans
 `Connection: close`, so the client knows to open a new connection.
 """
 
+import contextlib
 import os
 import socket
 import time
@@ -68,7 +69,5 @@ def _drained(body, sock: socket.socket) -> bool:
         # parse errors): either way there is no connection worth keeping.
         return False
     finally:
-        try:
+        with contextlib.suppress(OSError):
             sock.settimeout(prior_timeout)
-        except OSError:
-            pass
