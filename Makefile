@@ -8,6 +8,8 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 WORKERS ?= 2
 PYTEST_ARGS ?=
+# The development database, store, secret and admin password (settings read VAR_DIR too).
+export VAR_DIR ?= var
 SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
 
@@ -29,11 +31,17 @@ $(VENV)/.bench: $(VENV)/.runtime pyproject.toml
 	@$(PY) -c "import psutil, glanceclient"
 	@touch $@
 
-var/secret_key:
-	@mkdir -p var && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+# The `glance` CLI the README's "Using it" block runs beside `make run`.
+$(VENV)/.client: $(VENV)/.runtime pyproject.toml
+	$(PY) -m pip install -q --disable-pip-version-check -r <($(PY) .ci/requirements.py client) 2>&1 | (grep -v "is ignored: it is neither" || true)
+	@touch $@
 
-run: $(VENV)/.runtime var/secret_key
-	@export SECRET_KEY="$$(cat var/secret_key)" ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}"; \
+# manage.py finds this development secret by itself (glance_site/settings.py).
+$(VAR_DIR)/secret_key:
+	@mkdir -p $(VAR_DIR) && umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(50))" > $@
+
+run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
+	@export ALLOWED_HOSTS="$${ALLOWED_HOSTS:-127.0.0.1,localhost}"; \
 	$(PY) manage.py migrate --noinput -v0 || exit 1; \
 	$(PY) manage.py collectstatic --noinput -v0 || exit 1; \
 	$(PY) manage.py ensure_admin || exit 1; \

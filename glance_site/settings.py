@@ -84,7 +84,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
+# `make run` writes a development secret to var/secret_key; `manage.py` run by hand in
+# the same checkout (create_token, restore_image) finds it there and serves loopback
+# only. A production deployment has no such file and must set SECRET_KEY.
+DEVELOPMENT_SECRET = VAR_DIR / "secret_key"
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
+LOCAL_DEVELOPMENT = DEBUG
+if not SECRET_KEY and DEVELOPMENT_SECRET.is_file():
+    SECRET_KEY = DEVELOPMENT_SECRET.read_text().strip()
+    LOCAL_DEVELOPMENT = True
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
@@ -93,7 +101,7 @@ if not SECRET_KEY:
         )
     SECRET_KEY = "insecure-development-key"
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if LOCAL_DEVELOPMENT else [])
 if not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS is not set (a comma-separated list of host names)")
 

@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _check(**env):
+def _check(tmp_path, **env):
     environ = {
         k: v
         for k, v in os.environ.items()
@@ -18,6 +18,7 @@ def _check(**env):
     }
     environ.update({"SECRET_KEY": "k", "ALLOWED_HOSTS": "localhost", **env})
     environ["DATABASE_URL"] = env.get("DATABASE_URL", "sqlite:///:memory:")
+    environ["VAR_DIR"] = str(tmp_path / "var")  # not the checkout's, which may hold a secret
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -45,14 +46,14 @@ def _check(**env):
         ("ALLOWED_HOSTS", "", "ALLOWED_HOSTS is not set"),
     ],
 )
-def test_settings_bad_value_stops_startup_naming_variable(name, value, message):
-    result = _check(**{name: value})
+def test_settings_bad_value_stops_startup_naming_variable(tmp_path, name, value, message):
+    result = _check(tmp_path, **{name: value})
     assert result.returncode != 0
     assert message in result.stderr
 
 
-def test_settings_good_values_start():
-    result = _check(IMAGES_USER_STORAGE_QUOTA="20MB", IMAGES_SIZE_CAP="1073741824")
+def test_settings_good_values_start(tmp_path):
+    result = _check(tmp_path, IMAGES_USER_STORAGE_QUOTA="20MB", IMAGES_SIZE_CAP="1073741824")
     assert result.returncode == 0, result.stderr
 
 
@@ -70,3 +71,42 @@ def test_settings_quota_uses_binary_units():
         timeout=60,
     )
     assert result.stdout.strip() == str(20 * 2**20), result.stderr
+
+
+def test_settings_development_secret_from_make_run_is_found(tmp_path):
+    """After `make run`, manage.py by hand (the README's create_token) needs no env."""
+    (tmp_path / "var").mkdir()
+    (tmp_path / "var" / "secret_key").write_text("secret-written-by-make-run\n")
+    code = "from django.conf import settings; print(settings.SECRET_KEY, settings.ALLOWED_HOSTS)"
+    result = _python(tmp_path, code, SECRET_KEY="", ALLOWED_HOSTS=None)
+    assert result.stdout.split(" ", 1) == [
+        "secret-written-by-make-run",
+        "['127.0.0.1', 'localhost']\n",
+    ]
+
+
+def test_settings_without_secret_or_development_secret_refuses_to_start(tmp_path):
+    result = _check(tmp_path, SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr
+    assert not (tmp_path / "var" / "secret_key").exists()
+
+
+def _python(tmp_path, code: str, **env):
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("IMAGES_", "DJANGO_"))}
+    environ.update(
+        {"VAR_DIR": str(tmp_path / "var"), "DJANGO_SETTINGS_MODULE": "glance_site.settings"}
+    )
+    for name, value in env.items():
+        if value is None:
+            environ.pop(name, None)
+        else:
+            environ[name] = value
+    return subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
+        cwd=ROOT,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
