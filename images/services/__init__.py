@@ -1,0 +1,93 @@
+"""Domain operations: the only code that changes an image's status or its bytes.
+
+Each status change is one transaction: lock the row, run the model's transition,
+save, write the history row. Storage I/O happens outside those transactions,
+because moving gigabytes must not hold a database lock.
+
+One module per concern; callers import from this package (``services.image_delete``):
+
+- ``_transitions``  the one path for a status change: ``_lock``, ``_transition``
+- ``metadata``      image_create, image_update, image_add_tag, image_remove_tag
+- ``members``       image_member_add, image_member_update, image_member_remove
+- ``data``          image_upload, image_download
+- ``activation``    image_deactivate, image_reactivate
+- ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
+- ``janitor``       images_scrub_due, images_kill_stale_uploads, images_purge, scrubber_pass
+- ``store_check``   store_verify
+
+The names below are re-exports. To patch one in a test, patch the module that
+defines it (``images.services.janitor.SCRUB_BATCH``): the operations read their
+module's globals, so a patch on this package would silently change nothing.
+"""
+
+from images.services.activation import image_deactivate, image_reactivate
+from images.services.data import ImageData, image_download, image_upload
+from images.services.deletion import (
+    DeletePreview,
+    image_delete,
+    image_delete_preview,
+    image_restore,
+    image_scrub,
+)
+from images.services.janitor import (
+    SCRUB_BATCH,
+    ScrubReport,
+    images_kill_stale_uploads,
+    images_purge,
+    images_scrub_due,
+    scrubber_pass,
+)
+from images.services.members import (
+    IMAGE_MEMBER_QUOTA,
+    image_member_add,
+    image_member_remove,
+    image_member_update,
+)
+from images.services.metadata import (
+    EMPTY_MD5,
+    EMPTY_SHA512,
+    FORMAT_CHANGE_STATUSES,
+    IMAGE_PROPERTY_QUOTA,
+    IMAGE_TAG_QUOTA,
+    MUTABLE_FIELDS,
+    image_add_tag,
+    image_create,
+    image_remove_tag,
+    image_update,
+)
+from images.services.store_check import StoreReport, store_verify
+
+__all__ = [
+    "EMPTY_MD5",
+    "EMPTY_SHA512",
+    "FORMAT_CHANGE_STATUSES",
+    "IMAGE_MEMBER_QUOTA",
+    "IMAGE_PROPERTY_QUOTA",
+    "IMAGE_TAG_QUOTA",
+    "MUTABLE_FIELDS",
+    "SCRUB_BATCH",
+    "DeletePreview",
+    "ImageData",
+    "ScrubReport",
+    "StoreReport",
+    "image_add_tag",
+    "image_create",
+    "image_deactivate",
+    "image_delete",
+    "image_delete_preview",
+    "image_download",
+    "image_member_add",
+    "image_member_remove",
+    "image_member_update",
+    "image_reactivate",
+    "image_remove_tag",
+    "image_restore",
+    "image_scrub",
+    "image_update",
+    "image_upload",
+    "images_kill_stale_uploads",
+    "images_purge",
+    "images_scrub_due",
+    "scrubber_pass",
+    "store_verify",
+]

@@ -1,0 +1,216 @@
+"""An image's bytes: upload (queued → saving → active, or back to queued on any
+failure) and download. The bytes move outside any transaction; only the status
+changes on either side of them hold a row lock.
+"""
+
+import errno
+import logging
+import time
+from dataclasses import dataclass
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from images import policy, selectors, storage
+from images.enums import LocationStatus, Operation, Status
+from images.errors import (
+    Forbidden,
+    ImageError,
+    ImageGone,
+    ImageNotFound,
+    ImageTooLarge,
+    StoreError,
+)
+from images.models import Image, ImageLocation
+from images.policy import Actor
+from images.services._transitions import _lock, _transition
+
+# The package's logger, as before the split, so log lines keep saying images.services.
+logger = logging.getLogger(__package__)
+
+
+def _upload_limit(owner: str | None) -> tuple[int, str]:
+    """The most bytes this upload may bring, and what bounds it."""
+    cap = settings.IMAGES_SIZE_CAP
+    quota = settings.IMAGES_USER_STORAGE_QUOTA
+    if quota:
+        remaining = max(quota - selectors.owner_storage_used(owner), 0)
+        if remaining < cap:
+            return remaining, "quota"
+    return cap, "cap"
+
+
+def _too_large(kind: str, limit: int):
+    def error(size: int) -> ImageError:
+        if kind == "quota":
+            return ImageTooLarge(
+                f"Image exceeds the storage quota: The size of the data {size} will exceed "
+                f"the limit. {limit} bytes remaining."
+            )
+        return ImageTooLarge(f"The incoming image is too large: the size cap is {limit} bytes.")
+
+    return error
+
+
+class _Heartbeat:
+    """Tells the janitor the upload is alive, and notices if the image went away."""
+
+    def __init__(self, image_id):
+        self.image_id = image_id
+        self.interval = min(10.0, settings.IMAGES_UPLOAD_STALE_SECONDS / 4)
+        self.last = time.monotonic()
+
+    def __call__(self, received: int) -> None:
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last = now
+        alive = Image.objects.filter(pk=self.image_id, status=Status.SAVING).update(
+            upload_heartbeat_at=timezone.now()
+        )
+        if not alive:
+            raise ImageGone(
+                f"Image {self.image_id} could not be found after upload. "
+                "The image may have been deleted during the upload."
+            )
+
+
+def _store_error(exc: BaseException) -> ImageError:
+    if isinstance(exc, ImageError):
+        return exc
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ImageTooLarge("Image storage media is full: there is no space left for this image.")
+    return StoreError(f"The image store failed while writing the data: {exc}")
+
+
+def image_upload(
+    *, image: Image, actor: Actor, stream: storage.Readable, declared_size: int | None = None
+) -> Image:
+    """Stream data into a queued image: queued → saving → active.
+
+    Any failure takes the single failure path: the partial data is removed, the
+    image goes back to `queued` (the client may retry) and the history says why.
+    """
+    if not policy.can_manage(actor, image):
+        raise Forbidden(f"You are not permitted to upload data to image {image.id}.")
+    limit, kind = _upload_limit(image.owner)
+    if declared_size is not None and declared_size > limit:
+        raise _too_large(kind, limit)(declared_size)
+    with transaction.atomic():
+        _transition(
+            _lock(image.pk),
+            "begin_upload",
+            operation=Operation.UPLOAD,
+            actor=actor,
+            reason="upload started",
+            now=timezone.now(),
+        )
+    try:
+        stored = storage.put(
+            image.pk,
+            stream,
+            declared_size=declared_size,
+            limit=limit,
+            on_limit=_too_large(kind, limit),
+            on_progress=_Heartbeat(image.pk),
+        )
+    except BaseException as exc:
+        error = _store_error(exc)
+        _abort_upload(image.pk, actor, reason=error.message)
+        if error is exc:
+            raise
+        raise error from exc
+    try:
+        with transaction.atomic():
+            fresh = _lock(image.pk)
+            if fresh.status != Status.SAVING:
+                raise ImageGone(
+                    f"Image {image.pk} could not be found after upload. "
+                    "The image may have been deleted during the upload."
+                )
+            _transition(
+                fresh,
+                "finish_upload",
+                operation=Operation.UPLOAD,
+                actor=actor,
+                reason=f"{stored.size} bytes stored",
+                size=stored.size,
+                checksum=stored.checksum,
+                os_hash_algo=stored.os_hash_algo,
+                os_hash_value=stored.os_hash_value,
+            )
+            ImageLocation.objects.create(image=fresh, url=stored.name, in_store=True)
+    except BaseException as exc:
+        # The bytes are ours and no record points at them: never leave them behind.
+        _discard(stored.name)
+        if not isinstance(exc, ImageGone):
+            _abort_upload(image.pk, actor, reason=f"recording the upload failed: {exc}")
+        raise
+    return fresh
+
+
+def _abort_upload(image_id, actor: Actor, *, reason: str) -> None:
+    storage.delete_partial(image_id)
+    with transaction.atomic():
+        try:
+            image = _lock(image_id)
+        except ImageNotFound:
+            return
+        if image.status == Status.SAVING:
+            _transition(
+                image, "abort_upload", operation=Operation.UPLOAD_FAILED, actor=actor, reason=reason
+            )
+
+
+def _discard(name: str) -> None:
+    try:
+        storage.delete(name)
+    except Exception:
+        logger.exception("Could not remove unrecorded image data %s (verify_store finds it)", name)
+
+
+@dataclass(frozen=True)
+class ImageData:
+    """What a download needs: the bytes (if any), their size and MD5."""
+
+    image: Image
+    size: int
+    checksum: str | None
+    store_name: str | None = None
+    external_url: str | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.store_name is None and self.external_url is None
+
+    def open(self, start: int = 0, length: int | None = None) -> BinaryIO:
+        return storage.open_data(self.store_name, start, length)
+
+    def local_path(self) -> str | None:
+        return storage.local_path(self.store_name) if self.store_name else None
+
+
+def image_download(*, image: Image, actor: Actor) -> ImageData | None:
+    """The image's data, or None when it has none (Glance answers 204)."""
+    if image.status == Status.DEACTIVATED and not policy.can_read_deactivated_data(actor):
+        raise Forbidden(
+            "The requested image has been deactivated. Image data download is forbidden."
+        )
+    if image.status not in (Status.ACTIVE, Status.DEACTIVATED):
+        return None
+    location = image.locations.filter(status=LocationStatus.ACTIVE).first()
+    if location is None:
+        if image.size == 0:
+            return ImageData(image=image, size=0, checksum=image.checksum)
+        raise StoreError(f"Image {image.id} is {image.status} but has no data location.")
+    if not location.in_store:
+        return ImageData(
+            image=image, size=image.size or 0, checksum=image.checksum, external_url=location.url
+        )
+    if not storage.store().exists(location.url):
+        raise StoreError(f"The data of image {image.id} is missing from the store.")
+    return ImageData(
+        image=image, size=image.size or 0, checksum=image.checksum, store_name=location.url
+    )

@@ -1,0 +1,55 @@
+"""Members of shared images: offers to other projects, accepted or rejected by them."""
+
+from django.db import transaction
+from django.utils import timezone
+
+from images import policy
+from images.enums import MemberStatus, Visibility
+from images.errors import Conflict, Forbidden, ImageNotFound, ImageTooLarge, InvalidInput
+from images.models import Image, ImageMember
+from images.policy import Actor
+from images.services._transitions import _lock
+
+IMAGE_MEMBER_QUOTA = 128  # Glance's image_member_quota default
+
+
+def image_member_add(*, image: Image, actor: Actor, member: str) -> ImageMember:
+    """Offer a `shared` image to a project (a user name); it starts `pending`."""
+    if not policy.can_manage(actor, image):
+        raise Forbidden(f"You are not permitted to share image {image.id}.")
+    if image.visibility != Visibility.SHARED:
+        raise Forbidden(f"Only shared images have members; image {image.id} is {image.visibility}.")
+    if not member or len(member) > 255:
+        raise InvalidInput("A member must be a project name of 1 to 255 characters.")
+    with transaction.atomic():
+        _lock(image.pk)
+        if image.members.count() >= IMAGE_MEMBER_QUOTA:
+            raise ImageTooLarge(f"Maximum number of image members exceeded: {IMAGE_MEMBER_QUOTA}.")
+        created = ImageMember.objects.get_or_create(image=image, member=member)[1]
+        if not created:
+            raise Conflict(f"Member {member} already associated with image {image.id}.")
+    return ImageMember.objects.get(image=image, member=member)
+
+
+def image_member_update(*, image: Image, actor: Actor, member: str, status: str) -> ImageMember:
+    """The member (and only the member) accepts or rejects the offer, or resets it."""
+    if status not in MemberStatus.values:
+        raise InvalidInput(
+            f"Invalid status: {status}. It must be one of: {', '.join(MemberStatus.values)}."
+        )
+    found = image.members.filter(member=member).first()
+    if found is None:
+        raise ImageNotFound(f"Member {member} not found for image {image.id}.")
+    if policy.project_of(actor) != member:
+        raise Forbidden("Only the shared member can update the status of a membership.")
+    ImageMember.objects.filter(pk=found.pk).update(status=status, updated_at=timezone.now())
+    found.refresh_from_db()
+    return found
+
+
+def image_member_remove(*, image: Image, actor: Actor, member: str) -> None:
+    if not policy.can_manage(actor, image):
+        raise Forbidden(f"You are not permitted to change the members of image {image.id}.")
+    deleted, _ = image.members.filter(member=member).delete()
+    if not deleted:
+        raise ImageNotFound(f"Member {member} not found for image {image.id}.")
