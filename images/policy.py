@@ -111,7 +111,7 @@ def may(actor: Actor, image, action: Action) -> bool:
         case Action.DEACTIVATE | Action.REACTIVATE:
             return can_deactivate(actor, image)
         case Action.DELETE:
-            return can_delete(actor, image) and not image.protected
+            return can_delete(actor, image)
         case Action.RESTORE:
             return can_restore(actor)
         case Action.SCRUB:
@@ -133,7 +133,8 @@ def status_allows(image, action: Action) -> bool:
         case Action.REACTIVATE:
             return can_proceed(image.reactivate)
         case Action.DELETE:
-            return can_proceed(image.mark_deleted)
+            # Protection is the image's state, like its status: no one deletes it.
+            return can_proceed(image.mark_deleted) and not image.protected
         case Action.RESTORE:
             # Once the scrubber has begun removing data, the bytes may be partly gone.
             return can_proceed(image.restore) and image.scrub_started_at is None

@@ -18,11 +18,16 @@ from images.policy import Actor
 def images_visible_to(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Image]:
     """Images the actor may read. `pending_delete` ones (with `include_deleted`) only
     for those who may restore them; `deleted` ones for nobody: they are gone."""
+    live = _readable_by(
+        actor,
+        Image.objects.exclude(status__in=DELETED_STATUSES),
+        member_statuses=[MemberStatus.ACCEPTED],
+        community=True,
+    )
     if include_deleted and policy.can_restore(actor):
-        images = Image.objects.exclude(status=Status.DELETED)
-    else:
-        images = Image.objects.exclude(status__in=DELETED_STATUSES)
-    return _readable_by(actor, images, member_statuses=[MemberStatus.ACCEPTED], community=True)
+        # The recycle bin is theirs to see whole, whoever owns an entry.
+        return Image.objects.filter(Q(status=Status.PENDING_DELETE) | Q(pk__in=live.values("pk")))
+    return live
 
 
 def _readable_by(

@@ -19,6 +19,13 @@ class RegistryBrowsableAPIRenderer(BrowsableAPIRenderer):
         context["registry_links"] = links() if callable(links) else []
         return context
 
+    def show_form_for_method(self, view, method, request, obj):
+        # DRF offers a form whenever the method exists; the view knows whether this
+        # user may use it on this image now.
+        offers = getattr(view, "browsable_offers", None)
+        shown = super().show_form_for_method(view, method, request, obj)
+        return bool(shown) and (offers is None or offers(method))
+
 
 class OctetStreamRenderer(BaseRenderer):
     """Lets a download that asks for application/octet-stream through negotiation."""

@@ -40,9 +40,9 @@ from images.api.serializers import (
     update_from_patch,
     validate_tag,
 )
-from images.enums import Status
 from images.errors import ImageNotFound, InvalidInput
 from images.models import Image
+from images.policy import Action
 
 API_VERSIONS = ["v2.7", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
 
@@ -168,6 +168,21 @@ class ImageDataResponse(StreamingHttpResponse):
             yield chunk
 
 
+# What the browsable page of an image offers, each shown when policy.allowed_actions
+# says the signed-in user may do it now (the admin's buttons ask the same question).
+ACTION_LINKS = [
+    (Action.DOWNLOAD, "Image data (download)", "{base}/file"),
+    (Action.UPLOAD, "Upload data (PUT)", "{base}/file"),
+    (Action.DEACTIVATE, "Deactivate (POST)", "{base}/actions/deactivate"),
+    (Action.REACTIVATE, "Reactivate (POST)", "{base}/actions/reactivate"),
+    (Action.RESTORE, "Restore (POST)", "{base}/actions/restore"),
+    (Action.DELETE, "Delete (DELETE)", "{base}"),
+]
+
+# The browsable page's forms on an image, by the same answer.
+FORM_ACTIONS = {"DELETE": Action.DELETE, "PATCH": Action.EDIT, "PUT": Action.UPLOAD}
+
+
 class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     """Images: list and create them; show, patch and delete one.
 
@@ -208,6 +223,14 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         self._image = image
         return Response(image_representation(image), status=code, headers=headers)
 
+    def browsable_offers(self, method: str) -> bool:
+        """Whether the browsable page of an image shows the form for `method`."""
+        image = getattr(self, "_image", None)
+        action = FORM_ACTIONS.get(method)
+        if image is None or action is None:
+            return True
+        return action in policy.allowed_actions(self.request.user, image)
+
     def browsable_links(self) -> list[tuple[str, str]]:
         """Links the browsable page shows beside an image: its data and its actions."""
         image = getattr(self, "_image", None)
@@ -217,15 +240,14 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
                 ("Schema of an image", "/v2/schemas/image"),
                 ("API documentation", "/api/docs/"),
             ]
-        user = self.request.user
         base = image_path(image.pk)
-        links = [("Image data (download)", f"{base}/file"), ("Members", f"{base}/members")]
-        if image.status == Status.ACTIVE and policy.can_deactivate(user, image):
-            links.append(("Deactivate (POST)", f"{base}/actions/deactivate"))
-        if image.status == Status.DEACTIVATED and policy.can_deactivate(user, image):
-            links.append(("Reactivate (POST)", f"{base}/actions/reactivate"))
-        if image.status == Status.PENDING_DELETE and policy.can_restore(user):
-            links.append(("Restore (POST)", f"{base}/actions/restore"))
+        allowed = policy.allowed_actions(self.request.user, image)
+        links = [("Members", f"{base}/members")]
+        links += [
+            (label, url.format(base=base))
+            for action, label, url in ACTION_LINKS
+            if action in allowed
+        ]
         return links
 
     # --- the collection ---------------------------------------------------------------

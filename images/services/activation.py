@@ -7,7 +7,7 @@ from images import policy
 from images.enums import Operation, Status
 from images.errors import Forbidden
 from images.models import Image
-from images.policy import Actor
+from images.policy import Action, Actor
 from images.services._transitions import _lock, _transition
 
 
@@ -20,7 +20,7 @@ def image_reactivate(*, image: Image, actor: Actor) -> Image:
 
 
 def _toggle_activation(image: Image, actor: Actor, name: str, target: str, operation: str) -> Image:
-    if not policy.can_deactivate(actor, image):
+    if not policy.may(actor, image, Action(name)):
         raise Forbidden(f"You are not permitted to {name} image {image.id}.")
     with transaction.atomic():
         fresh = _lock(image.pk)

@@ -24,7 +24,7 @@ from images.errors import (
     StoreError,
 )
 from images.models import Image, ImageLocation
-from images.policy import Actor
+from images.policy import Action, Actor
 from images.services._transitions import _lock, _transition
 
 # The package's logger, as before the split, so log lines keep saying images.services.
@@ -93,7 +93,7 @@ def image_upload(
     Any failure takes the single failure path: the partial data is removed, the
     image goes back to `queued` (the client may retry) and the history says why.
     """
-    if not policy.can_manage(actor, image):
+    if not policy.may(actor, image, Action.UPLOAD):
         raise Forbidden(f"You are not permitted to upload data to image {image.id}.")
     limit, kind = _upload_limit(image.owner)
     if declared_size is not None and declared_size > limit:
@@ -194,7 +194,7 @@ class ImageData:
 
 def image_download(*, image: Image, actor: Actor) -> ImageData | None:
     """The image's data, or None when it has none (Glance answers 204)."""
-    if image.status == Status.DEACTIVATED and not policy.can_read_deactivated_data(actor):
+    if not policy.may(actor, image, Action.DOWNLOAD):
         raise Forbidden(
             "The requested image has been deactivated. Image data download is forbidden."
         )

@@ -16,7 +16,7 @@ from images import policy, storage
 from images.enums import LocationStatus, Operation, Status
 from images.errors import Forbidden, ImageError, ImageNotFound, InvalidTransition, StoreError
 from images.models import Image, ImageLocation, ImageTransition
-from images.policy import Actor
+from images.policy import Action, Actor
 from images.services._transitions import _lock, _transition
 
 # The package's logger, as before the split, so log lines keep saying images.services.
@@ -25,7 +25,7 @@ logger = logging.getLogger(__package__)
 
 def _delete_target(image: Image, actor: Actor) -> str:
     """The status `image_delete` gives this image now, or the refusal it raises."""
-    if not policy.can_delete(actor, image):
+    if not policy.may(actor, image, Action.DELETE):
         raise Forbidden(f"You are not permitted to delete image {image.pk}.")
     if image.status in (Status.PENDING_DELETE, Status.DELETED):
         raise ImageNotFound(f"No image found with ID {image.pk}")
@@ -111,7 +111,7 @@ def _remove_location_data(image: Image) -> bool:
 
 def image_restore(*, image: Image, actor: Actor) -> Image:
     """Bring a pending_delete image back to the status it had, with everything it had."""
-    if not policy.can_restore(actor):
+    if not policy.may(actor, image, Action.RESTORE):
         raise Forbidden("You are not permitted to restore images.")
     with transaction.atomic():
         fresh = _lock(image.pk)
@@ -146,7 +146,7 @@ def image_scrub(
     still be restored. With `due_by`, an image deleted after that time (restored
     and deleted again since it was found) is left alone.
     """
-    if not policy.can_scrub(actor):
+    if not policy.may(actor, image, Action.SCRUB):
         raise Forbidden("You are not permitted to scrub images.")
     outcomes = _scrub_batch([image.pk], actor=actor, due_by=due_by)
     if image.pk not in outcomes:

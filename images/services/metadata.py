@@ -11,7 +11,7 @@ from images import policy
 from images.enums import Operation, Status, Visibility
 from images.errors import Conflict, Forbidden, ImageNotFound, ImageTooLarge, InvalidInput
 from images.models import Image, ImageLocation, ImageProperty, ImageTag, ImageTransition
-from images.policy import Actor
+from images.policy import Action, Actor
 from images.services._transitions import _lock
 
 EMPTY_MD5 = hashlib.md5(b"").hexdigest()
@@ -141,7 +141,7 @@ def image_update(
     remove_properties: Iterable[str] = (),
 ) -> Image:
     """Change an image's mutable metadata; all or nothing."""
-    if not policy.can_manage(actor, image):
+    if not policy.may(actor, image, Action.EDIT):
         raise Forbidden(f"You are not permitted to modify image {image.id}.")
     changes = dict(changes or {})
     unknown = set(changes) - MUTABLE_FIELDS
@@ -182,7 +182,7 @@ def image_update(
 
 
 def image_add_tag(*, image: Image, actor: Actor, tag: str) -> None:
-    if not policy.can_manage(actor, image):
+    if not policy.may(actor, image, Action.EDIT):
         raise Forbidden(f"You are not permitted to modify image {image.id}.")
     with transaction.atomic():
         _lock(image.pk)
@@ -194,7 +194,7 @@ def image_add_tag(*, image: Image, actor: Actor, tag: str) -> None:
 
 
 def image_remove_tag(*, image: Image, actor: Actor, tag: str) -> None:
-    if not policy.can_manage(actor, image):
+    if not policy.may(actor, image, Action.EDIT):
         raise Forbidden(f"You are not permitted to modify image {image.id}.")
     deleted, _ = ImageTag.objects.filter(image=image, value=tag).delete()
     if not deleted:
