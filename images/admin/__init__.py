@@ -29,24 +29,25 @@ from django.http import (
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
-from django.utils.formats import date_format
 from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
-from django.utils.timesince import timeuntil
 
 from images import policy, selectors, services
+from images.admin.display import (
+    human_size,
+    image_label,
+    moment,
+    short_time,
+    status_badge,
+    time_left,
+)
 from images.enums import DELETED_STATUSES, Status
 from images.errors import ImageError
 from images.models import Image, ImageTransition, PendingDeleteImage
 
 # --- domain refusals become messages here, and only here ---------------------------
-
-
-def image_label(image: Image) -> str:
-    return f"“{image.name or image.pk}”"
 
 
 def report_refusal(request: HttpRequest, image: Image | None, verb: str, error: ImageError):
@@ -77,15 +78,6 @@ def run_each(
         if result is not REFUSED:
             done.append(result)
     return done
-
-
-def moment(when) -> str:
-    """An absolute time and how far away it is: '28 Nov 2026 14:03 UTC (in 23 hours)'."""
-    if when is None:
-        return "—"
-    local = timezone.localtime(when)
-    left = f"in {timeuntil(when)}" if when > timezone.now() else "due now"
-    return f"{date_format(local, 'j M Y H:i T')} ({left})"
 
 
 # --- transitions an administrator can run with a button ------------------------------
@@ -304,21 +296,6 @@ class FastListMixin:
         return queryset.filter(match), False
 
 
-# --- display helpers shared by the image list and the recycle bin ----------------------
-
-
-def status_badge(status: str):
-    return format_html('<span class="image-status image-status-{0}">{0}</span>', status)
-
-
-def short_time(when) -> str:
-    return date_format(timezone.localtime(when), "Y-m-d H:i") if when else "—"
-
-
-def human_size(size: int | None) -> str:
-    return "—" if size is None else filesizeformat(size)
-
-
 # --- the image page's form: metadata goes through image_update --------------------------
 
 
@@ -430,17 +407,13 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
 
     @admin.display(description="scrubbed", ordering="deleted_at")
     def scrub_time_left(self, image: Image) -> str:
-        due = selectors.scrub_due_at(image)
-        if due is None:
-            return ""
-        return f"in {timeuntil(due)}" if due > timezone.now() else "due now"
+        return time_left(selectors.scrub_due_at(image), none="")
 
     # --- the image page ---
 
     @admin.display(description="scrub due")
     def scrub_due(self, image: Image) -> str:
-        due = selectors.scrub_due_at(image)
-        return moment(due) if due else "—"
+        return moment(selectors.scrub_due_at(image))
 
     @admin.display(description="locations")
     def locations_display(self, image: Image):
@@ -966,10 +939,7 @@ class RecycleBinAdmin(FastListMixin, admin.ModelAdmin):
 
     @admin.display(description="time left")
     def time_left(self, image: Image) -> str:
-        due = selectors.scrub_due_at(image)
-        if due is None:
-            return "—"
-        return timeuntil(due) if due > timezone.now() else "due now"
+        return time_left(selectors.scrub_due_at(image), prefix="")
 
     @admin.display(description="")
     def restore_button(self, image: Image):
