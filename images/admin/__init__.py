@@ -43,6 +43,7 @@ from images.admin.display import (
     status_badge,
     time_left,
 )
+from images.admin.lifecycle import lifecycle_picture
 from images.enums import DELETED_STATUSES, Status
 from images.errors import ImageError
 from images.models import Image, ImageTransition, PendingDeleteImage
@@ -126,107 +127,6 @@ def available_transitions(user, image: Image) -> list[AdminTransition]:
     return [
         t for t in ADMIN_TRANSITIONS.values() if t.name in possible and user.has_perm(t.permission)
     ]
-
-
-# --- the lifecycle, drawn from the model's transitions --------------------------------
-
-NODE_W, NODE_H, COL_W, ROW_H, MARGIN = 112, 30, 142, 52, 16
-
-
-def _targets(transition) -> list[str]:
-    return list(getattr(transition.target, "allowed_states", [transition.target]))
-
-
-def lifecycle_picture(current: str) -> dict:
-    """Nodes and edges of the status graph, laid out in columns by the longest path
-    from the initial status (back edges ignored), ready for the SVG template."""
-    field = Image._meta.get_field("status")
-    statuses = list(Status.values)
-    edges: dict[tuple[str, str], list[str]] = {}
-    for transition in field.get_all_transitions(Image):
-        if transition.source not in statuses:
-            continue
-        for target in _targets(transition):
-            if target != transition.source:
-                edges.setdefault((transition.source, target), []).append(transition.name)
-
-    back: set[tuple[str, str]] = set()
-    state: dict[str, str] = {}
-
-    def visit(status: str) -> None:
-        state[status] = "open"
-        for source, target in edges:
-            if source != status:
-                continue
-            if state.get(target) == "open":
-                back.add((source, target))
-            elif target not in state:
-                visit(target)
-        state[status] = "done"
-
-    for status in [field.default, *statuses]:
-        if status not in state:
-            visit(status)
-    rank = dict.fromkeys(statuses, 0)
-    for _ in statuses:
-        for source, target in edges:
-            if (source, target) not in back:
-                rank[target] = max(rank[target], rank[source] + 1)
-
-    columns: dict[int, list[str]] = {}
-    for status in statuses:
-        columns.setdefault(rank[status], []).append(status)
-    tallest = max(len(c) for c in columns.values())
-    mid = MARGIN + 70 + (tallest - 1) * ROW_H / 2
-    where = {}
-    for column, members in columns.items():
-        for i, status in enumerate(members):
-            x = MARGIN + column * COL_W + NODE_W / 2
-            where[status] = (x, mid + (i - (len(members) - 1) / 2) * ROW_H)
-
-    drawn = []
-    lowest = mid
-    for (source, target), names in edges.items():
-        (x1, y1), (x2, y2) = where[source], where[target]
-        span = abs(rank[target] - rank[source])
-        if (source, target) in back:  # arc above
-            lift = min(y1, y2) - NODE_H / 2 - 18 - 10 * span
-            points = [(x1, y1 - NODE_H / 2), (x1, lift), (x2, lift), (x2, y2 - NODE_H / 2)]
-        elif span == 1:
-            dx = (x2 - x1) / 2
-            sx, ex = x1 + NODE_W / 2, x2 - NODE_W / 2
-            points = [(sx, y1), (sx + dx / 2, y1), (ex - dx / 2, y2), (ex, y2)]
-        else:  # long forward edges arc below the row
-            drop = max(y1, y2) + NODE_H / 2 + 14 + 13 * span
-            lowest = max(lowest, drop)
-            points = [(x1 + 10, y1 + NODE_H / 2), (x1 + 10, drop), (x2 - 10, drop)]
-            points.append((x2 - 10, y2 + NODE_H / 2))
-        (ax, ay), (bx, by), (cx, cy), (dx_, dy_) = points
-        drawn.append(
-            {
-                "d": f"M{ax:.0f},{ay:.0f} C{bx:.0f},{by:.0f} {cx:.0f},{cy:.0f} {dx_:.0f},{dy_:.0f}",
-                "hot": source == current,
-                "source": source,
-                "target": target,
-                "names": ", ".join(sorted(names)),
-            }
-        )
-    drawn.sort(key=lambda e: e["hot"])  # the current status's edges on top
-    nodes = [
-        {
-            "status": status,
-            "x": where[status][0] - NODE_W / 2,
-            "y": where[status][1] - NODE_H / 2,
-            "cx": where[status][0],
-            "cy": where[status][1] + 5,
-            "current": status == current,
-        }
-        for status in statuses
-    ]
-    width = MARGIN * 2 + (max(columns) * COL_W) + NODE_W
-    ways_out = [edge for edge in drawn if edge["hot"]]
-    height = lowest * 0.75 + 40
-    return {"nodes": nodes, "edges": drawn, "ways_out": ways_out, "width": width, "height": height}
 
 
 # --- lists that stay fast on large tables --------------------------------------------
