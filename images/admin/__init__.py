@@ -6,18 +6,13 @@ in `images.services` with ``actor=request.user``, and the domain's refusals
 (`ImageError`) become admin messages in one place, `report_refusal`.
 """
 
-import contextlib
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import (
     FileResponse,
     Http404,
@@ -29,7 +24,6 @@ from django.http import (
 from django.template.defaultfilters import filesizeformat
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.functional import cached_property
 from django.utils.html import format_html, format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
@@ -44,6 +38,8 @@ from images.admin.display import (
     time_left,
 )
 from images.admin.lifecycle import lifecycle_picture
+from images.admin.lists import CappedCountMixin, FastListMixin, OwnerFilter
+from images.admin.transitions import ADMIN_TRANSITIONS, AdminTransition, available_transitions
 from images.enums import DELETED_STATUSES, Status
 from images.errors import ImageError
 from images.models import Image, ImageTransition, PendingDeleteImage
@@ -79,121 +75,6 @@ def run_each(
         if result is not REFUSED:
             done.append(result)
     return done
-
-
-# --- transitions an administrator can run with a button ------------------------------
-
-
-@dataclass(frozen=True)
-class AdminTransition:
-    name: str  # the model's transition method, and the URL segment
-    label: str
-    permission: str
-    operation: Callable[..., Image]  # a function of images.services
-    done: str  # past tense, for messages
-
-    def run(self, request: HttpRequest, image: Image) -> Image:
-        return self.operation(image=image, actor=request.user)
-
-
-ADMIN_TRANSITIONS = {
-    t.name: t
-    for t in [
-        AdminTransition(
-            "deactivate",
-            "Deactivate",
-            "images.deactivate_image",
-            services.image_deactivate,
-            "deactivated",
-        ),
-        AdminTransition(
-            "reactivate",
-            "Reactivate",
-            "images.deactivate_image",
-            services.image_reactivate,
-            "reactivated",
-        ),
-        AdminTransition(
-            "restore", "Restore", "images.restore_image", services.image_restore, "restored"
-        ),
-    ]
-}
-
-
-def available_transitions(user, image: Image) -> list[AdminTransition]:
-    """The buttons this user may press on this image now: the image's status allows
-    the transition (django-fsm) and the user holds its permission."""
-    possible = {t.name for t in image.get_available_user_status_transitions(user)}
-    return [
-        t for t in ADMIN_TRANSITIONS.values() if t.name in possible and user.has_perm(t.permission)
-    ]
-
-
-# --- lists that stay fast on large tables --------------------------------------------
-
-
-class CappedCountPaginator(Paginator):
-    """Counts at most `cap` rows. A full COUNT(*) over 100,000+ images on every page
-    view is the slowest query of the list; beyond the cap the page says "more than"
-    and filters or search narrow it down."""
-
-    cap = 10_000
-
-    @cached_property
-    def count(self) -> int:
-        counted = self.object_list.order_by()[: self.cap + 1].count()
-        return min(counted, self.cap + 1)
-
-    @property
-    def truncated(self) -> bool:
-        return self.count > self.cap
-
-
-class OwnerFilter(admin.SimpleListFilter):
-    """A text box, not a list of every owner: there may be thousands."""
-
-    title = "owner"
-    parameter_name = "owner"
-    template = "admin/images/input_filter.html"
-
-    def lookups(self, request, model_admin):
-        return ()
-
-    def has_output(self) -> bool:
-        return True
-
-    def queryset(self, request, queryset):
-        value = self.value()
-        return queryset.filter(owner=value.strip()) if value else queryset
-
-    def choices(self, changelist):
-        yield {
-            "parameter": self.parameter_name,
-            "value": self.value() or "",
-            "clear": changelist.get_query_string(remove=[self.parameter_name]),
-            "hidden": [
-                (key, value)
-                for key, value in changelist.params.items()
-                if key != self.parameter_name
-            ],
-        }
-
-
-class FastListMixin:
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
-    list_per_page = 50
-
-    def get_search_results(self, request, queryset, search_term):
-        """Name contains, or exact id, checksum or SHA-512: the last three use an index."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        match = Q(name__icontains=term) | Q(checksum=term.lower())
-        with contextlib.suppress(ValueError):
-            match |= Q(pk=uuid.UUID(term))
-        return queryset.filter(match), False
 
 
 # --- the image page's form: metadata goes through image_update --------------------------
@@ -877,7 +758,7 @@ class RecycleBinAdmin(FastListMixin, admin.ModelAdmin):
 
 
 @admin.register(ImageTransition)
-class ImageTransitionAdmin(admin.ModelAdmin):
+class ImageTransitionAdmin(CappedCountMixin, admin.ModelAdmin):
     """Every status change of every image; filter by operation "upload_failed" to
     see why uploads failed."""
 
@@ -885,9 +766,6 @@ class ImageTransitionAdmin(admin.ModelAdmin):
     list_filter = ["operation", "target"]
     list_select_related = ["image"]
     search_fields = ["actor", "reason"]
-    show_full_result_count = False
-    show_facets = admin.ShowFacets.NEVER
-    paginator = CappedCountPaginator
 
     def has_add_permission(self, request):
         return False
