@@ -534,10 +534,14 @@ def test_bulk_reactivate_and_restore_from_the_image_list(client, admin_user, ali
     binned = services.image_delete(image=stored(alice, name="binned"), actor=alice)
     client_for(client, admin_user)
     client.post(LIST, {"action": "reactivate_selected", "_selected_action": [off.pk]})
-    client.post(LIST, {"action": "restore_selected", "_selected_action": [binned.pk, off.pk]})
+    response = client.post(
+        LIST, {"action": "restore_selected", "_selected_action": [binned.pk, off.pk]}, follow=True
+    )
     off.refresh_from_db()
     binned.refresh_from_db()
     assert (off.status, binned.status) == (S.ACTIVE, S.ACTIVE)
+    assert "“binned” was restored; it is now active." in text(response)  # as in the recycle bin
+    assert "“off” was not restored: " in text(response)
 
 
 # --- the recycle bin ---------------------------------------------------------------------

@@ -66,12 +66,14 @@ class CappedCountMixin:
 
 
 class FastListMixin(CappedCountMixin):
-    """A list of images (the image list, the recycle bin)."""
+    """A list of images (the image list, the recycle bin) and its search box."""
 
     list_per_page = 50
+    search_fields = ["name", "id", "checksum"]  # shows the box; get_search_results decides
+    search_help_text = "Name contains the text, or exactly an image id or MD5 checksum."
 
     def get_search_results(self, request, queryset, search_term):
-        """Name contains, or exact id, checksum or SHA-512: the last three use an index."""
+        """Name contains, or exactly an id or MD5 checksum: the last two use an index."""
         term = search_term.strip()
         if not term:
             return queryset, False
