@@ -15,8 +15,10 @@ from django.urls import reverse
 from django.utils.html import strip_tags
 from django_fsm import can_proceed
 
-from images import admin as image_admin
 from images import services, storage
+from images.admin.lifecycle import lifecycle_picture
+from images.admin.lists import CappedCountPaginator
+from images.admin.transitions import ADMIN_TRANSITIONS, available_transitions
 from images.enums import Operation, Status
 from images.errors import ImageError
 from images.models import Image, ImageTransition
@@ -192,7 +194,7 @@ def test_list_queries_do_not_grow_with_rows(client, admin_user, page):
 
 
 def test_list_counts_at_most_the_cap(client, admin_user, monkeypatch):
-    monkeypatch.setattr(image_admin.CappedCountPaginator, "cap", 5)
+    monkeypatch.setattr(CappedCountPaginator, "cap", 5)
     for _ in range(8):
         image_in(S.QUEUED)
     client_for(client, admin_user)
@@ -237,7 +239,7 @@ def test_image_page_shows_lifecycle_history_and_the_users_buttons(client, admin_
 
 
 def test_lifecycle_picture_draws_every_transition_of_the_model():
-    picture = image_admin.lifecycle_picture(S.DEACTIVATED)
+    picture = lifecycle_picture(S.DEACTIVATED)
     drawn = {(edge["source"], edge["target"]) for edge in picture["edges"]}
     declared = set()
     for transition in Image._meta.get_field("status").get_all_transitions(Image):
@@ -532,10 +534,14 @@ def test_bulk_reactivate_and_restore_from_the_image_list(client, admin_user, ali
     binned = services.image_delete(image=stored(alice, name="binned"), actor=alice)
     client_for(client, admin_user)
     client.post(LIST, {"action": "reactivate_selected", "_selected_action": [off.pk]})
-    client.post(LIST, {"action": "restore_selected", "_selected_action": [binned.pk, off.pk]})
+    response = client.post(
+        LIST, {"action": "restore_selected", "_selected_action": [binned.pk, off.pk]}, follow=True
+    )
     off.refresh_from_db()
     binned.refresh_from_db()
     assert (off.status, binned.status) == (S.ACTIVE, S.ACTIVE)
+    assert "“binned” was restored; it is now active." in text(response)  # as in the recycle bin
+    assert "“off” was not restored: " in text(response)
 
 
 # --- the recycle bin ---------------------------------------------------------------------
@@ -697,10 +703,8 @@ def test_upload_needs_the_change_permission(client, rescuer, alice):
 def test_transition_buttons_follow_the_fsm_and_the_permissions(admin_user, rescuer):
     for status in S.values:
         image = image_in(status, save=False)
-        offered = {t.name for t in image_admin.available_transitions(admin_user, image)}
-        allowed = {
-            name for name in image_admin.ADMIN_TRANSITIONS if can_proceed(getattr(image, name))
-        }
+        offered = {t.name for t in available_transitions(admin_user, image)}
+        allowed = {name for name in ADMIN_TRANSITIONS if can_proceed(getattr(image, name))}
         assert offered == allowed, status
-        rescuers = {t.name for t in image_admin.available_transitions(rescuer, image)}
+        rescuers = {t.name for t in available_transitions(rescuer, image)}
         assert rescuers == ({"restore"} if status == S.PENDING_DELETE else set()), status

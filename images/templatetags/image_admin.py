@@ -1,12 +1,14 @@
-"""The admin front page's summary of the registry."""
+"""The admin front page's summary of the registry, and the admin's way of showing
+a time in templates (the same function its Python columns and messages use)."""
 
 from django import template
-from django.utils import timezone
-from django.utils.timesince import timeuntil
 
 from images import selectors
+from images.admin.display import moment
 
 register = template.Library()
+
+register.filter("moment", moment)
 
 
 @register.inclusion_tag("admin/images/summary.html", takes_context=True)
@@ -14,7 +16,4 @@ def image_summary(context) -> dict:
     request = context.get("request")
     if request is None or not request.user.has_perm("images.view_image"):
         return {"stats": None}
-    stats = selectors.image_stats()
-    due = stats.next_scrub_at
-    left = "due now" if due and due <= timezone.now() else f"in {timeuntil(due)}" if due else ""
-    return {"stats": stats, "next_scrub_left": left}
+    return {"stats": selectors.image_stats()}

@@ -1,0 +1,391 @@
+"""The image list and the image page: metadata edited through image_update, and
+buttons for the transitions, upload, download, delete and scrub, each calling one
+function of `images.services` with ``actor=request.user``."""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html_join
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.safestring import SafeString, mark_safe
+
+from images import policy, selectors, services
+from images.admin import display
+from images.admin.display import image_label
+from images.admin.forms import CHANGE_FIELDSETS, CREATE_FIELDSETS, READ_ONLY, ImageForm
+from images.admin.lifecycle import lifecycle_picture
+from images.admin.lists import FastListMixin, OwnerFilter
+from images.admin.outcomes import (
+    REFUSED,
+    attempt,
+    confirmation_page,
+    delete_images,
+    report_refusal,
+    restore_selected,
+    scrub_images,
+    transition_each,
+    transition_one,
+)
+from images.admin.recycle_bin import scrub_confirmation
+from images.admin.transitions import ADMIN_TRANSITIONS, available_transitions
+from images.enums import DELETED_STATUSES, Status
+from images.errors import ImageError
+from images.models import Image
+from images.services import ImageData
+
+
+def image_url(image: Image, view: str, *args: str) -> str:
+    return reverse(f"admin:images_image_{view}", args=[image.pk, *args])
+
+
+def back(request: HttpRequest, image: Image) -> HttpResponseRedirect:
+    """To the page named in `next` (the recycle bin's buttons come back to it), but
+    only on this site: a posted URL must not become an open redirect."""
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = image_url(image, "change")
+    return HttpResponseRedirect(target)
+
+
+def attachment(image: Image, data: ImageData) -> HttpResponse:
+    filename = f"{image.name or image.pk}.{image.disk_format or 'img'}"
+    if data.empty:
+        # A size-0 image has no location: there is nothing in the store to open.
+        response = HttpResponse(b"", content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+    return FileResponse(
+        data.open(),
+        as_attachment=True,
+        filename=filename,
+        content_type="application/octet-stream",
+    )
+
+
+@admin.register(Image)
+class ImageAdmin(FastListMixin, admin.ModelAdmin):
+    form = ImageForm
+    list_display = [
+        "name",
+        "status_badge",
+        "owner",
+        "visibility",
+        "size_display",
+        "formats",
+        "created",
+        "scrub_time_left",
+    ]
+    list_display_links = ["name"]
+    list_filter = [
+        "status",
+        "visibility",
+        "disk_format",
+        "container_format",
+        "protected",
+        OwnerFilter,
+    ]
+    actions = ["deactivate_selected", "reactivate_selected", restore_selected, "delete_selected"]
+    change_form_template = "admin/images/image/change_form.html"
+
+    # --- list columns ---
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, image: Image) -> SafeString:
+        return display.status_badge(image.status)
+
+    @admin.display(description="size", ordering="size")
+    def size_display(self, image: Image) -> str:
+        return display.human_size(image.size)
+
+    @admin.display(description="disk / container", ordering="disk_format")
+    def formats(self, image: Image) -> str:
+        return f"{image.disk_format or '—'} / {image.container_format or '—'}"
+
+    @admin.display(description="created", ordering="created_at")
+    def created(self, image: Image) -> str:
+        return display.short_time(image.created_at)
+
+    @admin.display(description="scrubbed", ordering="deleted_at")
+    def scrub_time_left(self, image: Image) -> str:
+        return display.time_left(selectors.scrub_due_at(image), none="")
+
+    # --- the image page ---
+
+    @admin.display(description="scrub due")
+    def scrub_due(self, image: Image) -> str:
+        return display.moment(selectors.scrub_due_at(image))
+
+    @admin.display(description="locations")
+    def locations_display(self, image: Image) -> str:
+        rows = [
+            (location.url, "store" if location.in_store else "external", location.status)
+            for location in image.locations.all()
+        ]
+        if not rows:
+            return "—"
+        return format_html_join(mark_safe("<br>"), "{} ({}, {})", rows)
+
+    @admin.display(description="tags")
+    def tag_list(self, image: Image) -> str:
+        return ", ".join(image.tags.values_list("value", flat=True)) or "—"
+
+    @admin.display(description="extra properties")
+    def extra_properties(self, image: Image) -> str:
+        rows = list(image.properties.values_list("name", "value"))
+        return format_html_join(mark_safe("<br>"), "{}={}", rows) if rows else "—"
+
+    def get_fieldsets(self, request, obj=None):
+        return CHANGE_FIELDSETS if obj is not None else CREATE_FIELDSETS
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return []
+        fixed = list(READ_ONLY)
+        if obj.status not in services.FORMAT_CHANGE_STATUSES:
+            fixed += ["disk_format", "container_format"]  # Glance: only before data exists
+        return fixed
+
+    # --- permissions: the Django ones, plus the status ---
+
+    def has_change_permission(self, request, obj=None):
+        # A deleted image's record is evidence, not something to edit.
+        if obj is not None and obj.status in DELETED_STATUSES:
+            return False
+        return super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        if obj is not None and obj.status in DELETED_STATUSES:
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def has_deactivate_permission(self, request) -> bool:
+        return request.user.has_perm("images.deactivate_image")
+
+    def has_restore_permission(self, request) -> bool:
+        return request.user.has_perm("images.restore_image")
+
+    # --- saving goes through the services ---
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            form.update_image(image=obj, actor=request.user)
+        else:
+            form.create_image(image_id=obj.pk, actor=request.user)
+
+    def save_related(self, request, form, formsets, change):
+        pass  # tags and properties were saved by the service with the rest
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ImageError as error:
+            # Raised by save_model inside the admin's transaction, so nothing was
+            # written (not even the admin log entry).
+            image = Image(pk=unquote(object_id)) if object_id else None
+            report_refusal(request, image, "saved", error)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        image = self.get_object(request, unquote(object_id))
+        context = dict(extra_context or {})
+        if image is not None and self.has_view_permission(request, image):
+            context.update(self.image_page_context(request, image))
+        return super().change_view(request, object_id, form_url, context)
+
+    def image_page_context(self, request, image: Image) -> dict:
+        user = request.user
+        url = image_url
+        return {
+            "transitions": [
+                (t, url(image, "transition", t.name)) for t in available_transitions(user, image)
+            ],
+            "delete_preview": (
+                services.image_delete_preview(image=image, actor=user)
+                if self.has_delete_permission(request, image)
+                else None
+            ),
+            "can_scrub": image.status == Status.PENDING_DELETE and policy.can_scrub(user),
+            "scrub_url": url(image, "scrub"),
+            "download_url": (
+                url(image, "download")
+                if image.status in (Status.ACTIVE, Status.DEACTIVATED)
+                else None
+            ),
+            "upload_url": (
+                url(image, "upload")
+                if image.status == Status.QUEUED and self.has_change_permission(request, image)
+                else None
+            ),
+            "lifecycle": lifecycle_picture(image.status),
+            "history": image.transitions.all(),
+        }
+
+    # --- extra views: transitions, delete, scrub, download, upload ---
+
+    def get_urls(self):
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/transition/<str:name>/",
+                view(self.transition_view),
+                name="images_image_transition",
+            ),
+            path("<path:object_id>/scrub/", view(self.scrub_view), name="images_image_scrub"),
+            path(
+                "<path:object_id>/download/",
+                view(self.download_view),
+                name="images_image_download",
+            ),
+            path("<path:object_id>/upload/", view(self.upload_view), name="images_image_upload"),
+            *super().get_urls(),
+        ]
+
+    def _image_or_404(self, request, object_id) -> Image:
+        image = self.get_object(request, unquote(object_id))
+        if image is None:
+            raise Http404(f"No image with id {object_id}")
+        if not self.has_view_permission(request, image):
+            raise PermissionDenied
+        return image
+
+    def transition_view(self, request, object_id, name):
+        """POST only. Runs a transition if the user holds its permission and the
+        image's current status allows it; otherwise nothing changes."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        transition = ADMIN_TRANSITIONS.get(name)
+        if transition is None:
+            raise Http404(f"No transition {name!r} in the admin")
+        image = self._image_or_404(request, object_id)
+        if not request.user.has_perm(transition.permission):
+            raise PermissionDenied
+        if transition not in available_transitions(request.user, image):
+            messages.error(
+                request,
+                f"{image_label(image)} was not {transition.done}: "
+                f"{transition.label.lower()} is not possible while it is {image.status}.",
+            )
+            return back(request, image)
+        transition_one(request, self, image, transition)
+        return back(request, image)
+
+    def scrub_view(self, request, object_id):
+        """Remove a pending_delete image's data now, before its time. Superusers only,
+        after a confirmation page."""
+        image = self._image_or_404(request, object_id)
+        if not policy.can_scrub(request.user):
+            raise PermissionDenied
+        if request.method == "POST":
+            done = scrub_images(request, [image])
+            if done:
+                return HttpResponseRedirect(reverse("admin:images_pendingdeleteimage_changelist"))
+            return HttpResponseRedirect(image_url(image, "change"))
+        return scrub_confirmation(request, self, [image], action=None)
+
+    def download_view(self, request, object_id):
+        image = self._image_or_404(request, object_id)
+        data = attempt(
+            request,
+            image,
+            "downloaded",
+            lambda: services.image_download(image=image, actor=request.user),
+        )
+        if data is REFUSED:
+            return HttpResponseRedirect(image_url(image, "change"))
+        if data is None:
+            messages.warning(request, f"{image_label(image)} has no data ({image.status}).")
+            return HttpResponseRedirect(image_url(image, "change"))
+        if data.external_url:
+            return HttpResponseRedirect(data.external_url)
+        return attachment(image, data)
+
+    def upload_view(self, request, object_id):
+        """Upload data to a queued image. Django spools a large file to a temporary
+        file (never to memory) and image_upload streams it into the store."""
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        image = self._image_or_404(request, object_id)
+        if not self.has_change_permission(request, image):
+            raise PermissionDenied
+        upload = request.FILES.get("data")
+        if upload is None:
+            messages.error(request, f"{image_label(image)} was not uploaded: choose a file.")
+            return HttpResponseRedirect(image_url(image, "change"))
+        result = attempt(
+            request,
+            image,
+            "uploaded",
+            lambda: services.image_upload(
+                image=image, actor=request.user, stream=upload, declared_size=upload.size
+            ),
+        )
+        if result is not REFUSED:
+            self.log_change(request, result, f"Uploaded {result.size} bytes")
+            messages.success(
+                request,
+                f"{image_label(result)}: {filesizeformat(result.size)} uploaded; "
+                f"it is now {result.status} (MD5 {result.checksum}).",
+            )
+        return HttpResponseRedirect(image_url(image, "change"))
+
+    # --- delete: single and bulk, through image_delete ---
+
+    def delete_view(self, request, object_id, extra_context=None):
+        image = self._image_or_404(request, object_id)
+        if not self.has_delete_permission(request, image):
+            raise PermissionDenied
+        if request.method == "POST":
+            self.delete_model(request, image)
+            image.refresh_from_db()
+            if image.status in DELETED_STATUSES:
+                return HttpResponseRedirect(reverse("admin:images_image_changelist"))
+            return HttpResponseRedirect(image_url(image, "change"))
+        return self.delete_confirmation(request, [image], bulk=False)
+
+    def delete_model(self, request, obj):
+        delete_images(request, self, [obj])
+
+    def delete_queryset(self, request, queryset):
+        delete_images(request, self, list(queryset))
+
+    def delete_confirmation(self, request, images, *, bulk: bool) -> TemplateResponse:
+        previews = [services.image_delete_preview(image=i, actor=request.user) for i in images]
+        return confirmation_page(
+            request,
+            self,
+            "admin/images/image/delete_confirmation.html",
+            title="Delete images?" if bulk else f"Delete {image_label(images[0])}?",
+            previews=previews,
+            any_allowed=any(p.allowed for p in previews),
+            bulk=bulk,
+        )
+
+    # --- bulk actions ---
+
+    @admin.action(description="Delete selected images…", permissions=["delete"])
+    def delete_selected(self, request, queryset):
+        if request.POST.get("post") == "yes":
+            self.delete_queryset(request, queryset)
+            return None
+        return self.delete_confirmation(request, list(queryset), bulk=True)
+
+    @admin.action(description="Deactivate selected images", permissions=["deactivate"])
+    def deactivate_selected(self, request, queryset):
+        transition_each(request, self, queryset, ADMIN_TRANSITIONS["deactivate"])
+
+    @admin.action(description="Reactivate selected images", permissions=["deactivate"])
+    def reactivate_selected(self, request, queryset):
+        transition_each(request, self, queryset, ADMIN_TRANSITIONS["reactivate"])
