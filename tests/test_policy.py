@@ -1,6 +1,6 @@
 """images/policy.py: one answer to "what may this actor do to this image now".
 
-The table test walks every status × role × action and checks that the API does
+The table test walks every status, role and action and checks that the API does
 exactly what `allowed_actions` says, that the browsable page offers exactly that,
 and that the admin page shows a button exactly for it.
 """
