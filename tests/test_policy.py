@@ -155,6 +155,37 @@ def test_policy_table_browsable_page_offers_what_allowed_actions_says(client, ca
     assert shown == want & (set(LINKS) | {Action.DELETE, Action.EDIT})
 
 
+# --- the admin: a button exactly for what is allowed -------------------------------------
+
+ADMIN_BUTTONS = {
+    Action.DEACTIVATE: 'value="deactivate"',
+    Action.REACTIVATE: 'value="reactivate"',
+    Action.RESTORE: 'value="restore"',
+    Action.DOWNLOAD: ">Download data</a>",
+    Action.UPLOAD: ">Upload data</a>",
+    Action.DELETE: ">Delete…</a>",
+    Action.SCRUB: ">Scrub now…</a>",
+    Action.EDIT: 'name="_save"',
+}
+
+
+@pytest.mark.parametrize("status", Status.values)
+@pytest.mark.parametrize("role", ROLES)
+def test_policy_table_admin_page_shows_what_allowed_actions_says(client, cast, status, role):
+    user = cast[role]
+    image = shared_image(status)
+    client.force_login(user)
+    page = client.get(f"/admin/images/image/{image.pk}/change/")
+    if not user.is_staff:
+        assert page.status_code == 302  # the admin is for staff; the API serves the rest
+        return
+    assert page.status_code == 200
+    html = page.content.decode()
+    shown = {action for action, marker in ADMIN_BUTTONS.items() if marker in html}
+    # The admin sees every record, deleted ones included: its buttons are the policy's.
+    assert shown == set(allowed_actions(user, image))
+
+
 # --- single cells, stated outright ---------------------------------------------------
 
 

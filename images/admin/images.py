@@ -39,9 +39,10 @@ from images.admin.outcomes import (
 )
 from images.admin.recycle_bin import scrub_confirmation
 from images.admin.transitions import ADMIN_TRANSITIONS, available_transitions
-from images.enums import DELETED_STATUSES, Status
+from images.enums import DELETED_STATUSES
 from images.errors import ImageError
 from images.models import Image
+from images.policy import Action
 from images.services import ImageData
 
 
@@ -161,14 +162,15 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
     # --- permissions: the Django ones, plus the status ---
 
     def has_change_permission(self, request, obj=None):
-        # A deleted image's record is evidence, not something to edit.
-        if obj is not None and obj.status in DELETED_STATUSES:
-            return False
+        # For one image, the policy's answer (a deleted image's record is evidence,
+        # not something to edit); for the list, the Django permission.
+        if obj is not None:
+            return Action.EDIT in policy.allowed_actions(request.user, obj)
         return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
-        if obj is not None and obj.status in DELETED_STATUSES:
-            return False
+        if obj is not None:
+            return Action.DELETE in policy.allowed_actions(request.user, obj)
         return super().has_delete_permission(request, obj)
 
     def has_deactivate_permission(self, request) -> bool:
@@ -206,29 +208,23 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, context)
 
     def image_page_context(self, request, image: Image) -> dict:
+        """The page's buttons: exactly what policy.allowed_actions grants now."""
         user = request.user
         url = image_url
+        allowed = policy.allowed_actions(user, image)
         return {
             "transitions": [
                 (t, url(image, "transition", t.name)) for t in available_transitions(user, image)
             ],
             "delete_preview": (
                 services.image_delete_preview(image=image, actor=user)
-                if self.has_delete_permission(request, image)
+                if Action.DELETE in allowed
                 else None
             ),
-            "can_scrub": image.status == Status.PENDING_DELETE and policy.can_scrub(user),
+            "can_scrub": Action.SCRUB in allowed,
             "scrub_url": url(image, "scrub"),
-            "download_url": (
-                url(image, "download")
-                if image.status in (Status.ACTIVE, Status.DEACTIVATED)
-                else None
-            ),
-            "upload_url": (
-                url(image, "upload")
-                if image.status == Status.QUEUED and self.has_change_permission(request, image)
-                else None
-            ),
+            "download_url": url(image, "download") if Action.DOWNLOAD in allowed else None,
+            "upload_url": url(image, "upload") if Action.UPLOAD in allowed else None,
             "lifecycle": lifecycle_picture(image.status),
             "history": image.transitions.all(),
         }
@@ -270,7 +266,7 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
         if transition is None:
             raise Http404(f"No transition {name!r} in the admin")
         image = self._image_or_404(request, object_id)
-        if not request.user.has_perm(transition.permission):
+        if not policy.may(request.user, image, transition.action):
             raise PermissionDenied
         if transition not in available_transitions(request.user, image):
             messages.error(
@@ -283,10 +279,10 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
         return back(request, image)
 
     def scrub_view(self, request, object_id):
-        """Remove a pending_delete image's data now, before its time. Superusers only,
-        after a confirmation page."""
+        """Remove a pending_delete image's data now, before its time, after a
+        confirmation page. Needs images.scrub_image."""
         image = self._image_or_404(request, object_id)
-        if not policy.can_scrub(request.user):
+        if not policy.may(request.user, image, Action.SCRUB):
             raise PermissionDenied
         if request.method == "POST":
             done = scrub_images(request, [image])
@@ -318,7 +314,7 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         image = self._image_or_404(request, object_id)
-        if not self.has_change_permission(request, image):
+        if not policy.may(request.user, image, Action.UPLOAD):
             raise PermissionDenied
         upload = request.FILES.get("data")
         if upload is None:
@@ -345,7 +341,9 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
 
     def delete_view(self, request, object_id, extra_context=None):
         image = self._image_or_404(request, object_id)
-        if not self.has_delete_permission(request, image):
+        # No button leads here unless the delete is allowed now; a hand-typed URL for
+        # a protected image still gets the confirmation page saying why it is refused.
+        if not policy.may(request.user, image, Action.DELETE):
             raise PermissionDenied
         if request.method == "POST":
             self.delete_model(request, image)

@@ -6,15 +6,16 @@ from dataclasses import dataclass
 
 from django.http import HttpRequest
 
-from images import services
+from images import policy, services
 from images.models import Image
+from images.policy import Action
 
 
 @dataclass(frozen=True)
 class AdminTransition:
     name: str  # the model's transition method, and the URL segment
     label: str
-    permission: str
+    action: Action  # what policy.allowed_actions must grant for the button to show
     operation: Callable[..., Image]  # a function of images.services
     done: str  # past tense, for messages
 
@@ -26,30 +27,17 @@ ADMIN_TRANSITIONS = {
     t.name: t
     for t in [
         AdminTransition(
-            "deactivate",
-            "Deactivate",
-            "images.deactivate_image",
-            services.image_deactivate,
-            "deactivated",
+            "deactivate", "Deactivate", Action.DEACTIVATE, services.image_deactivate, "deactivated"
         ),
         AdminTransition(
-            "reactivate",
-            "Reactivate",
-            "images.deactivate_image",
-            services.image_reactivate,
-            "reactivated",
+            "reactivate", "Reactivate", Action.REACTIVATE, services.image_reactivate, "reactivated"
         ),
-        AdminTransition(
-            "restore", "Restore", "images.restore_image", services.image_restore, "restored"
-        ),
+        AdminTransition("restore", "Restore", Action.RESTORE, services.image_restore, "restored"),
     ]
 }
 
 
 def available_transitions(user, image: Image) -> list[AdminTransition]:
-    """The buttons this user may press on this image now: the image's status allows
-    the transition (django-fsm) and the user holds its permission."""
-    possible = {t.name for t in image.get_available_user_status_transitions(user)}
-    return [
-        t for t in ADMIN_TRANSITIONS.values() if t.name in possible and user.has_perm(t.permission)
-    ]
+    """The buttons this user may press on this image now, as the policy answers."""
+    allowed = policy.allowed_actions(user, image)
+    return [t for t in ADMIN_TRANSITIONS.values() if t.action in allowed]

@@ -111,8 +111,13 @@ def test_delete_protected_image_shows_the_refusal(
 
     sign_in("admin")
     page.goto(f"{live_server.url}/admin/images/image/{image.pk}/change/")
-    page.locator(".object-tools").get_by_role("link", name="Delete…").click()
+    # No button for what is not allowed; the page says why instead.
+    tools = page.locator(".object-tools")
+    expect(tools.get_by_role("link", name="Delete…")).to_have_count(0)
+    expect(tools).to_contain_text("Protected: untick “Protected” to delete")
+    screenshot("page")
 
+    page.goto(f"{live_server.url}/admin/images/image/{image.pk}/delete/")
     expect(page.locator(".plan-refused")).to_contain_text(
         f"refused. Image {image.pk} is protected and cannot be deleted."
     )
