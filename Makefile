@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
 
-.PHONY: run test test-sqlite test-postgres lint format bench soak clean
+.PHONY: run test test-deps test-sqlite test-postgres lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -44,15 +44,18 @@ run: $(VENV)/.runtime var/secret_key
 
 test: test-sqlite test-postgres
 
-test-sqlite: $(VENV)/.test
+# Debian's chromium and the PostgreSQL server: installed when missing (as root, with
+# apt-get), else one line each says what is missing and that part is skipped.
+test-deps:
+	@.ci/setup-test-deps.sh
+
+test-sqlite: $(VENV)/.test test-deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-postgres: $(VENV)/.test
+# No server binaries: test-deps has said so (and failed, with REQUIRE_POSTGRES=1).
+test-postgres: $(VENV)/.test test-deps
 	@source .ci/pg.sh; \
-	if [ -z "$$(pg_bin)" ]; then \
-	    if [ "$${REQUIRE_POSTGRES:-0}" = 1 ]; then echo "PostgreSQL server binaries not found and REQUIRE_POSTGRES=1" >&2; exit 1; fi; \
-	    echo "PostgreSQL server binaries not found: skipping the PostgreSQL pass"; exit 0; \
-	fi; \
+	if [ -z "$$(pg_bin)" ]; then exit 0; fi; \
 	pg_up || exit 1; trap pg_down EXIT; \
 	echo "PostgreSQL pass on $$DATABASE_URL"; \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
