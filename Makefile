@@ -68,7 +68,8 @@ soak: $(VENV)/.test
 	$(PY) -m tests.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)
 
 # Speed, memory and scale against the production server on a scratch database and
-# store (benchmarks/run.py; issue 6). Prints a table, writes benchmarks/results/.
+# store (benchmarks/run.py; issue 6), started by tests/live.py as the tests and
+# `make soak` start it. Prints a table, writes benchmarks/results/.
 # BENCH_ARGS=--quick for small sizes, --profile for py-spy top lines.
 BENCH_ARGS ?=
 bench: $(VENV)/.bench
