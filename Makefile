@@ -13,7 +13,7 @@ export VAR_DIR ?= var
 SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
 
-.PHONY: run test test-sqlite test-postgres lint format bench soak clean
+.PHONY: run test test-deps test-sqlite test-postgres lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -52,15 +52,18 @@ run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
 
 test: test-sqlite test-postgres
 
-test-sqlite: $(VENV)/.test
+# Debian's chromium and the PostgreSQL server: installed when missing (as root, with
+# apt-get), else one line each says what is missing and that part is skipped.
+test-deps:
+	@.ci/setup-test-deps.sh
+
+test-sqlite: $(VENV)/.test test-deps
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
-test-postgres: $(VENV)/.test
+# No server binaries: test-deps has said so (and failed, with REQUIRE_POSTGRES=1).
+test-postgres: $(VENV)/.test test-deps
 	@source .ci/pg.sh; \
-	if [ -z "$$(pg_bin)" ]; then \
-	    if [ "$${REQUIRE_POSTGRES:-0}" = 1 ]; then echo "PostgreSQL server binaries not found and REQUIRE_POSTGRES=1" >&2; exit 1; fi; \
-	    echo "PostgreSQL server binaries not found: skipping the PostgreSQL pass"; exit 0; \
-	fi; \
+	if [ -z "$$(pg_bin)" ]; then exit 0; fi; \
 	pg_up || exit 1; trap pg_down EXIT; \
 	echo "PostgreSQL pass on $$DATABASE_URL"; \
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
@@ -73,7 +76,8 @@ soak: $(VENV)/.test
 	$(PY) -m tests.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)
 
 # Speed, memory and scale against the production server on a scratch database and
-# store (benchmarks/run.py; issue 6). Prints a table, writes benchmarks/results/.
+# store (benchmarks/run.py; issue 6), started by tests/live.py as the tests and
+# `make soak` start it. Prints a table, writes benchmarks/results/.
 # BENCH_ARGS=--quick for small sizes, --profile for py-spy top lines.
 BENCH_ARGS ?=
 bench: $(VENV)/.bench

@@ -5,12 +5,14 @@
 # memory (the README recommends it): with the default 4, PostgreSQL scans the whole
 # tag and property tables to fetch those of a 1,000-image page.
 
-pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1; }
+# PG_LIB: where Debian puts the server binaries (another place for a test of the set-up).
+pg_lib() { echo "${PG_LIB:-/usr/lib/postgresql}"; }
+pg_bin() { ls -d "$(pg_lib)"/*/bin 2>/dev/null | sort -V | tail -1; }
 
 pg_up() {
   local bin run=""
   bin=$(pg_bin)
-  [ -n "$bin" ] || { echo "pg.sh: no PostgreSQL server binaries under /usr/lib/postgresql" >&2; return 1; }
+  [ -n "$bin" ] || { echo "pg.sh: no PostgreSQL server binaries under $(pg_lib)" >&2; return 1; }
   PGTMP=$(mktemp -d "${TMPDIR:-/tmp}/pgtest.XXXXXX")
   chmod 755 "$PGTMP"
   if [ "$(id -u)" = 0 ]; then chown postgres: "$PGTMP"; run="runuser -u postgres --"; fi

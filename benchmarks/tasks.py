@@ -2,8 +2,9 @@
 
     python -m benchmarks.tasks COMMAND '{"json": "arguments"}'
 
-run.py starts each one as a subprocess with the scratch environment (VAR_DIR,
-DATABASE_URL, ...) and reads the last stdout line, ``RESULT {json}``. Seeding uses
+common.task() starts each one as a subprocess with the server's environment (VAR_DIR,
+DATABASE_URL, ... of tests/live.py's running_registry, which has migrated the database
+and made the users) and reads the last stdout line, ``RESULT {json}``. Seeding uses
 bulk_create, never the API: 100,000 images through the API would take longer than
 the whole benchmark may.
 """
@@ -24,7 +25,6 @@ django.setup()
 
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
-from django.core.management import call_command  # noqa: E402
 from django.db import connection, transaction  # noqa: E402
 from django.test import Client  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
@@ -35,8 +35,8 @@ from images import services, storage  # noqa: E402
 from images.enums import LocationStatus, Visibility  # noqa: E402
 from images.models import Image, ImageLocation, ImageProperty, ImageTag  # noqa: E402
 
-USER = "bench"  # the API consumer whose lists are measured
-ADMIN = "bench-admin"
+USER = "alice"  # the API consumer whose lists are measured (benchmarks/common.py)
+ADMIN = "admin"
 SEED_PREFIX = "seed-"
 SCRUB_PREFIX = "scrub-"
 BATCH = 5000
@@ -44,25 +44,6 @@ BATCH = 5000
 
 def result(value) -> None:
     print("RESULT " + json.dumps(value), flush=True)
-
-
-def setup(args) -> dict:
-    """Migrate, collect static files (the admin needs the manifest), and the two users."""
-    call_command("migrate", interactive=False, verbosity=0)
-    if args.get("collectstatic", True):
-        call_command("collectstatic", interactive=False, verbosity=0)
-    User = get_user_model()
-    user, _ = User.objects.get_or_create(username=USER)
-    admin, _created = User.objects.get_or_create(
-        username=ADMIN, defaults={"is_staff": True, "is_superuser": True}
-    )
-    client = Client()
-    client.force_login(admin)
-    return {
-        "token": Token.objects.get_or_create(user=user)[0].key,
-        "admin_token": Token.objects.get_or_create(user=admin)[0].key,
-        "admin_session": client.cookies[settings.SESSION_COOKIE_NAME].value,
-    }
 
 
 def _seed_batch(start: int, count: int, now) -> None:
@@ -237,7 +218,7 @@ def put(args) -> dict:
     return {"mib_per_s": rates}
 
 
-COMMANDS = {"setup": setup, "seed": seed, "counts": counts, "scrub": scrub, "put": put}
+COMMANDS = {"seed": seed, "counts": counts, "scrub": scrub, "put": put}
 
 if __name__ == "__main__":
     command = sys.argv[1]

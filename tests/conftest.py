@@ -1,8 +1,10 @@
 """Shared fixtures: the cast (alice, bob, charlie, an admin), a real store on disk,
-a store that fails, and images in any status built through the real transitions."""
+a store that fails, images in any status built through the real transitions, and
+the production server (tests/live.py)."""
 
 import io
 import os
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings as django_settings
@@ -10,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.test.utils import override_settings
 
 from tests.factories import image_in
-from tests.live import payload_file, registry  # noqa: F401  (fixtures for every test folder)
+from tests.live import Registry, running_registry
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
@@ -48,6 +50,26 @@ def static_files_without_collectstatic():
         WHITENOISE_AUTOREFRESH=True,
     ):
         yield
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory) -> Iterator[Registry]:
+    """The production server, one for the session (tests/live.py)."""
+    with running_registry(tmp_path_factory.mktemp("registry")) as server:
+        yield server
+
+
+@pytest.fixture
+def payload_file(tmp_path):
+    """A few MiB of random bytes on disk, and their content."""
+
+    def make(size: int = 3 * 1024 * 1024 + 321):
+        data = os.urandom(size)
+        path = tmp_path / f"disk-{size}.raw"
+        path.write_bytes(data)
+        return path, data
+
+    return make
 
 
 @pytest.fixture

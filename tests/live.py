@@ -1,13 +1,17 @@
 """The real thing: the production server (gunicorn, gthread workers, as `make run`
 starts it) on a free 127.0.0.1 port, with its own database and store, for the
-real Glance clients to talk to.
+real Glance clients to talk to. The one harness for the tests, `make soak`
+(tests/soak.py) and `make bench` (benchmarks/), so all three measure what
+operators run.
 
-One server per test session (the `registry` fixture), and `running_registry` for
-tests that need their own with a different environment (a failing store, a full
-disk, a short stale-upload window, more workers). Each database is fresh: a SQLite
-file in a temporary directory, or, when DATABASE_URL names PostgreSQL (the
-`make test-postgres` pass), a new database on that server, migrated on start and
-dropped afterwards.
+`running_registry` is a plain context manager (no pytest here: the benchmarks run
+without it). The tests use it through the session-wide `registry` fixture
+(tests/conftest.py), and directly when they need a server of their own with a
+different environment (a failing store, a full disk, a short stale-upload window,
+more workers). Each database is fresh: a SQLite file in a temporary directory, or,
+when DATABASE_URL (or `database=`) names PostgreSQL (the `make test-postgres` pass),
+a new database on that server, migrated on start and dropped afterwards.
+`throwaway_postgres` starts such a server of its own (.ci/pg.sh).
 """
 
 import atexit
@@ -26,8 +30,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GUNICORN_CONFIG = ROOT / "glance_site" / "gunicorn.conf.py"  # as `make run` starts it
@@ -42,16 +44,29 @@ class Registry:
     pid: int = 0  # the gunicorn master
     log: Path | None = None
 
+    @property
+    def port(self) -> int:
+        return urlsplit(self.url).port
+
     def workers(self) -> list[int]:
         """The pids of the master's worker processes (Linux /proc)."""
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text()
-        return [int(pid) for pid in children.split()]
+        return _children(self.pid)
 
     def manage(self, *args: str) -> str:
         return _manage(self.env, *args)
 
+    def session_cookie(self, username: str) -> str:
+        """A signed-in session for `username` (the value of the sessionid cookie)."""
+        out = self.manage("shell", "-v0", "-c", SESSION_SCRIPT.format(username=username))
+        return out.split()[-1]
 
-def _free_port() -> int:
+
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(child) for child in children.split()]
+
+
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -94,18 +109,42 @@ def _libpq(url: str) -> str:
     return "postgresql://" + url.split("://", 1)[1]
 
 
-def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path) -> None:
+def _wait_until_serving(url: str, proc: subprocess.Popen, log: Path, workers: int) -> None:
+    """Until it answers and every worker is forked: a measurement of the workers (a
+    benchmark's memory, a test that kills one) must not start with some missing."""
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited with {proc.returncode}:\n{log.read_text()}")
         try:
             with urllib.request.urlopen(f"{url}/versions", timeout=2) as response:
-                if response.status == 200:
+                if response.status == 200 and len(_children(proc.pid)) >= workers:
                     return
         except OSError:
-            time.sleep(0.1)
+            pass
+        time.sleep(0.1)
     raise RuntimeError(f"gunicorn did not answer within 30 s:\n{log.read_text()}")
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str | None]:
+    """A PostgreSQL server of its own for the duration (.ci/pg.sh: a private cluster
+    on a unix socket, gone afterwards); yields its DATABASE_URL, or None when there
+    are no server binaries (.ci/setup-test-deps.sh says how to get them)."""
+    script = 'source .ci/pg.sh; [ -n "$(pg_bin)" ] || exit 3; pg_up >&2 || exit 1; '
+    script += 'echo "$DATABASE_URL $PGTMP $PG_BIN"'
+    up = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True)
+    if up.returncode == 3:
+        yield None
+        return
+    if up.returncode != 0:
+        raise RuntimeError(f"PostgreSQL did not start:\n{up.stderr[-3000:]}")
+    url, pgtmp, pgbin = up.stdout.split()
+    try:
+        yield url
+    finally:
+        env = {**os.environ, "PGTMP": pgtmp, "PG_BIN": pgbin}
+        subprocess.run(["bash", "-c", "source .ci/pg.sh; pg_down"], cwd=ROOT, env=env)
 
 
 USERS_SCRIPT = """
@@ -120,6 +159,14 @@ rita = User.objects.create_user(username="rita", is_staff=True)
 rita.user_permissions.add(*Permission.objects.filter(codename__in=["view_image", "restore_image"]))
 for user in User.objects.filter(username__in=["alice", "bob", "admin", "rita"]):
     print("TOKEN", user.username, Token.objects.get_or_create(user=user)[0].key)
+"""
+
+SESSION_SCRIPT = """
+from django.contrib.auth import get_user_model
+from django.test import Client
+client = Client()
+client.force_login(get_user_model().objects.get(username={username!r}))
+print(client.cookies["sessionid"].value)
 """
 
 
@@ -144,14 +191,18 @@ def running_registry(
     workers: int = 2,
     threads: int = 4,
     env: dict[str, str] | None = None,
+    database: str | None = None,
 ) -> Iterator[Registry]:
     """Start the production server on a fresh database and store under `tmp`.
 
     `env` adds to or overrides the server's environment (a failing store, a short
     stale-upload window, ...); `manage()` runs commands with the same environment.
     The server gets its own TMPDIR, so a test can tell it left no temporary files.
+    `database` is "sqlite" or the URL of a PostgreSQL server to make a new database
+    on; by default, DATABASE_URL's server if it names one, else SQLite. The users
+    are alice, bob, admin (superuser) and rita (recovery staff); `tokens` has theirs.
     """
-    database_url = os.environ.get("DATABASE_URL", "")
+    database_url = os.environ.get("DATABASE_URL", "") if database is None else database
     drop = None
     if database_url.startswith(("postgres://", "postgresql://")):
         database_url, drop = _postgres_database(database_url)
@@ -182,7 +233,7 @@ def running_registry(
             if line.startswith("TOKEN "):
                 _, user, key = line.split()
                 tokens[user] = key
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
         log = tmp / "gunicorn.log"
         with open(log, "wb") as log_file:
@@ -205,7 +256,7 @@ def running_registry(
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
-        _wait_until_serving(url, proc, log)
+        _wait_until_serving(url, proc, log, workers)
         yield Registry(
             url=url,
             tokens=tokens,
@@ -224,22 +275,3 @@ def running_registry(
                 proc.wait()
         if drop is not None:
             drop()
-
-
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory) -> Iterator[Registry]:
-    with running_registry(tmp_path_factory.mktemp("registry")) as server:
-        yield server
-
-
-@pytest.fixture
-def payload_file(tmp_path):
-    """A few MiB of random bytes on disk, and their content."""
-
-    def make(size: int = 3 * 1024 * 1024 + 321):
-        data = os.urandom(size)
-        path = tmp_path / f"disk-{size}.raw"
-        path.write_bytes(data)
-        return path, data
-
-    return make

@@ -14,14 +14,14 @@ import pytest
 from glanceclient import Client
 from glanceclient import exc as glance_exc
 
-from tests.live import BIN, _free_port, running_registry
+from tests.live import BIN, free_port, running_registry
 
 CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test"}
 
 
 @pytest.fixture(scope="module")
 def s3_endpoint(tmp_path_factory):
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto.log"
     with open(log, "wb") as out:

@@ -2,6 +2,7 @@
 against pytest-django's live server.
 
 Without chromium the tests skip, unless REQUIRE_BROWSER=1 (CI), where they fail.
+`make test` installs chromium itself when it can (.ci/setup-test-deps.sh).
 """
 
 import os
@@ -13,13 +14,19 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 
-@pytest.fixture(autouse=True)
-def _require_chromium():
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """No chromium: skip (fail with REQUIRE_BROWSER=1) before any fixture is set up.
+
+    A check in a fixture comes too late: pytest-playwright's session-scoped `browser`
+    fixture launches the browser first, and every test errored in that launch. Raised
+    here, the skip's location is this line, so `-ra` prints one line for all of them.
+    """
     if Path(CHROMIUM).exists():
         return
     if os.environ.get("REQUIRE_BROWSER") == "1":
-        pytest.fail(f"REQUIRE_BROWSER=1 but there is no chromium at {CHROMIUM}")
-    pytest.skip(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+        pytest.fail(f"REQUIRE_BROWSER=1 but there is no chromium at {CHROMIUM}", pytrace=False)
+    pytest.skip(f"no chromium at {CHROMIUM}: apt-get install chromium (make test does, as root)")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# What `make test` needs beyond .venv: Debian's chromium (browser tests) and the
+# PostgreSQL server binaries (the second pass). `make test` and `.ci/run` both come
+# through here, so a fresh machine needs no set-up of its own.
+#
+# As root with apt-get, a missing one is installed. Otherwise one line says what is
+# missing and how to get it, and that part is skipped (the browser tests skip, the
+# PostgreSQL pass is left out) -- an error only with REQUIRE_BROWSER=1 or
+# REQUIRE_POSTGRES=1, as in CI.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source .ci/pg.sh
+
+CHROMIUM=${CHROMIUM:-/usr/bin/chromium}
+status=0
+updated=0
+
+can_install() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+apt_install() {  # the Debian package named $1; quiet unless it fails
+  echo "setup-test-deps: installing Debian's $1 (apt-get install $1)"
+  if [ "$updated" = 0 ]; then
+    apt-get update -qq >/dev/null 2>&1 || true  # a stale list may still do
+    updated=1
+  fi
+  # --no-upgrade: this installs what is missing, it never upgrades the machine.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-upgrade "$1" >/dev/null
+}
+
+missing() {  # $1 what, $2 how to get it, $3 what is skipped, $4 the REQUIRE_ variable
+  if [ "${!4:-0}" = 1 ]; then
+    echo "setup-test-deps: $1 and $4=1: $2" >&2
+    status=1
+  else
+    echo "setup-test-deps: $1: $3 ($2)"
+  fi
+}
+
+# A CHROMIUM or PG_LIB of one's own is used as it is: only Debian's places are ours
+# to fill.
+if [ ! -x "$CHROMIUM" ] && [ "$CHROMIUM" = /usr/bin/chromium ] && can_install; then
+  apt_install chromium
+fi
+if [ ! -x "$CHROMIUM" ]; then
+  missing "no chromium at $CHROMIUM" "apt-get install chromium, as root" \
+    "the browser tests skip" REQUIRE_BROWSER
+fi
+
+if [ -z "$(pg_bin)" ] && [ -z "${PG_LIB:-}" ] && can_install; then
+  apt_install postgresql
+fi
+if [ -z "$(pg_bin)" ]; then
+  missing "no PostgreSQL server binaries under $(pg_lib)" "apt-get install postgresql, as root" \
+    "the PostgreSQL pass is skipped" REQUIRE_POSTGRES
+fi
+
+exit $status
