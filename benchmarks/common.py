@@ -113,11 +113,11 @@ class Api:
         data = response.read()
         return response.status, response, data
 
-    def create_image(self, name: str) -> str:
+    def create_image(self, name: str, disk_format="raw", container_format="bare") -> str:
         status, _, data = self.request(
             "POST",
             "/v2/images",
-            {"name": name, "disk_format": "raw", "container_format": "bare"},
+            {"name": name, "disk_format": disk_format, "container_format": container_format},
         )
         if status != 201:
             raise RuntimeError(f"create answered {status}: {data[:500]!r}")

@@ -48,7 +48,12 @@ from benchmarks.common import USER, Api, MiB, make_file, task, tree_rss
 from benchmarks.download import download_budgets, measure_download
 from benchmarks.listing import measure_admin, measure_create, measure_list
 from benchmarks.report import Results, log
-from benchmarks.upload import measure_limits, measure_upload, upload_budgets
+from benchmarks.upload import (
+    measure_inspection,
+    measure_limits,
+    measure_upload,
+    upload_budgets,
+)
 from tests.live import ROOT, Registry, running_registry, throwaway_postgres
 
 SECTIONS = ("limits", "upload", "download", "create", "list", "admin", "scrub")
@@ -149,6 +154,7 @@ def main(argv=None) -> int:
                 if db == dbs[0]:
                     if "upload" in only:
                         measure_upload(res, registry, api, files, repeat, args.profile, tmp)
+                        measure_inspection(res, registry, api, files, repeat, tmp)
                     if "download" in only:
                         measure_download(res, registry, api, files, repeat, tmp)
                     if "create" in only:

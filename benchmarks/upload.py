@@ -3,6 +3,7 @@ and glanceclient, one at a time and ten at once, with the server's memory growth
 
 import hashlib
 import os
+import shutil
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -154,6 +155,28 @@ def measure_upload(res, registry: Registry, api, files, repeat, profile, tmp) ->
             drop_stored(registry, image_id)
     res.add("upload", f"10 parallel curl {label}, aggregate", "MiB/s", rates)
     res.add("upload", f"10 parallel curl {label} RSS growth per upload", "MiB", growth)
+
+
+def measure_inspection(res, registry: Registry, api, files, repeat, tmp) -> None:
+    """The same qcow2 bytes uploaded inspected (bare) and not (ova: Glance inspects
+    only bare containers): what format inspection costs an upload."""
+    if shutil.which("qemu-img") is None:
+        res.skip("upload with and without inspection: no qemu-img (apt-get install qemu-utils)")
+        return
+    token, port = registry.tokens[USER], registry.port
+    big = max(files, key=lambda k: files[k].stat().st_size)
+    qcow2 = tmp / f"random-{big}.qcow2"
+    subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(files[big]), str(qcow2)], check=True)
+    mib = qcow2.stat().st_size / MiB
+    for label, container in (("inspected", "bare"), ("not inspected", "ova")):
+        rates = []
+        for i in range(repeat):
+            image_id = api.create_image(f"inspect-{container}-{i}", "qcow2", container)
+            os.sync()
+            rates.append(mib / curl_upload(port, token, image_id, qcow2))
+            drop_stored(registry, image_id)
+        res.add("upload", f"curl {big} qcow2, {label}", "MiB/s", rates)
+    qcow2.unlink()
 
 
 def upload_budgets(res: Results, files: dict[str, Path]) -> None:

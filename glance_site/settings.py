@@ -82,6 +82,18 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def env_choices(name: str, allowed: list[str], default: list[str]) -> list[str]:
+    chosen = env_list(name, default)
+    unknown = [value for value in chosen if value not in allowed]
+    if unknown:
+        raise ImproperlyConfigured(
+            f"{name} has unknown value(s) {', '.join(unknown)}; choose from {', '.join(allowed)}"
+        )
+    return chosen
+
+
+_DISK_FORMATS = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
+
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
 # `make run` writes a development secret to var/secret_key; `manage.py` run by hand in
@@ -255,6 +267,12 @@ IMAGES_PURGE_AFTER_DAYS = env_int("IMAGES_PURGE_AFTER_DAYS", 30)
 IMAGES_SIZE_CAP = env_size("IMAGES_SIZE_CAP", 2**40)
 IMAGES_USER_STORAGE_QUOTA = env_size("IMAGES_USER_STORAGE_QUOTA", 0)
 IMAGES_UPLOAD_STALE_SECONDS = env_int("IMAGES_UPLOAD_STALE_SECONDS", 3600, minimum=1)
+# Format inspection (images/inspection.py), with Glance's [image_format] options.
+IMAGES_REQUIRE_FORMAT_MATCH = env_bool("IMAGES_REQUIRE_FORMAT_MATCH", True)
+IMAGES_DISK_FORMATS = env_choices("IMAGES_DISK_FORMATS", _DISK_FORMATS, _DISK_FORMATS)
+IMAGES_GPT_SAFETY_CHECKS_NONFATAL = env_choices(
+    "IMAGES_GPT_SAFETY_CHECKS_NONFATAL", ["mbr", "gptmbr"], []
+)
 # Per user (per address when anonymous) and server process; far above what the glance
 # CLI, `make soak` or the tests send.
 IMAGES_API_RATE = env_rate("IMAGES_API_RATE", "6000/m")

@@ -38,6 +38,18 @@ class Forbidden(ImageError):
     """The actor may not do this (permission, protected image, ownership)."""
 
 
+class FormatMismatch(ImageError):
+    """The data is not in the image's disk_format (Glance answers 415)."""
+
+
+class UnsafeImage(InvalidInput):
+    """The data fails a format safety check (a backing file, an extent elsewhere)."""
+
+    def __init__(self, message: str, *, checks: list[str]):
+        super().__init__(message)
+        self.checks = checks
+
+
 class ImageTooLarge(ImageError):
     """Over the size cap or the owner's storage quota."""
 

@@ -38,6 +38,14 @@ class Image(ConcurrentTransitionMixin, models.Model):
     os_hash_value = models.CharField(max_length=128, null=True, blank=True)
     size = models.BigIntegerField(null=True, blank=True)
     virtual_size = models.BigIntegerField(null=True, blank=True)
+    # What format inspection found the data to be (blank: not inspected), and why
+    # stored data fails the format rules (blank: it passes; set by inspect_images).
+    data_format = models.CharField(
+        max_length=16, blank=True, help_text="What format inspection found the data to be."
+    )
+    data_problem = models.TextField(
+        blank=True, help_text="Why the stored data fails the format rules (inspect_images)."
+    )
     disk_format = models.CharField(max_length=16, choices=DiskFormat.choices, null=True, blank=True)
     container_format = models.CharField(
         max_length=16, choices=ContainerFormat.choices, null=True, blank=True
@@ -88,6 +96,7 @@ class Image(ConcurrentTransitionMixin, models.Model):
         # Glance clears only size on going back to queued; stale hashes would
         # describe bytes that no longer exist, so they go too.
         self.size = self.virtual_size = None
+        self.data_format = self.data_problem = ""
         self.checksum = self.os_hash_algo = self.os_hash_value = None
         self.upload_heartbeat_at = None
 
@@ -96,17 +105,36 @@ class Image(ConcurrentTransitionMixin, models.Model):
         self._require_formats()
         self.upload_heartbeat_at = now
 
-    def _record_data(self, *, size, checksum, os_hash_algo, os_hash_value) -> None:
+    def _record_data(
+        self, *, size, checksum, os_hash_algo, os_hash_value, virtual_size=None, data_format=""
+    ) -> None:
         self.size = size
+        self.virtual_size = virtual_size
+        self.data_format = data_format
+        self.data_problem = ""
         self.checksum = checksum
         self.os_hash_algo = os_hash_algo
         self.os_hash_value = os_hash_value
         self.upload_heartbeat_at = None
 
     @transition(field=status, source=S.SAVING, target=S.ACTIVE)
-    def finish_upload(self, *, size: int, checksum: str, os_hash_algo: str, os_hash_value: str):
+    def finish_upload(
+        self,
+        *,
+        size: int,
+        checksum: str,
+        os_hash_algo: str,
+        os_hash_value: str,
+        virtual_size: int | None = None,
+        data_format: str = "",
+    ):
         self._record_data(
-            size=size, checksum=checksum, os_hash_algo=os_hash_algo, os_hash_value=os_hash_value
+            size=size,
+            checksum=checksum,
+            os_hash_algo=os_hash_algo,
+            os_hash_value=os_hash_value,
+            virtual_size=virtual_size,
+            data_format=data_format,
         )
 
     @transition(field=status, source=S.SAVING, target=S.QUEUED)

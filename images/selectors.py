@@ -15,9 +15,12 @@ from images.models import Image, ImageLocation, ImageMember, ImageProperty, Imag
 from images.policy import Actor
 
 
-def images_visible_to(actor: Actor, *, include_deleted: bool = False) -> QuerySet[Image]:
+def images_visible_to(
+    actor: Actor, *, include_deleted: bool = False, include_scrubbed: bool = False
+) -> QuerySet[Image]:
     """Images the actor may read. `pending_delete` ones (with `include_deleted`) only
-    for those who may restore them; `deleted` ones for nobody: they are gone."""
+    for those who may restore them; `deleted` ones (with `include_scrubbed` too) only
+    so that a restore can tell them it came too late; otherwise they are gone."""
     live = _readable_by(
         actor,
         Image.objects.exclude(status__in=DELETED_STATUSES),
@@ -26,7 +29,8 @@ def images_visible_to(actor: Actor, *, include_deleted: bool = False) -> QuerySe
     )
     if include_deleted and policy.can_restore(actor):
         # The recycle bin is theirs to see whole, whoever owns an entry.
-        return Image.objects.filter(Q(status=Status.PENDING_DELETE) | Q(pk__in=live.values("pk")))
+        binned = [Status.PENDING_DELETE, *([Status.DELETED] if include_scrubbed else [])]
+        return Image.objects.filter(Q(status__in=binned) | Q(pk__in=live.values("pk")))
     return live
 
 
@@ -60,10 +64,15 @@ def _readable_by(
     return images.filter(readable)
 
 
-def image_get_visible(actor: Actor, image_id, *, include_deleted: bool = False) -> Image:
+def image_get_visible(
+    actor: Actor, image_id, *, include_deleted: bool = False, include_scrubbed: bool = False
+) -> Image:
     """The image, or ImageNotFound: one the actor may not see does not exist for them."""
     try:
-        return images_visible_to(actor, include_deleted=include_deleted).get(pk=image_id)
+        visible = images_visible_to(
+            actor, include_deleted=include_deleted, include_scrubbed=include_scrubbed
+        )
+        return visible.get(pk=image_id)
     except (Image.DoesNotExist, ValidationError, ValueError):
         raise ImageNotFound(f"No image found with ID {image_id}") from None
 

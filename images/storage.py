@@ -22,6 +22,7 @@ from django.core.files.storage import Storage, storages
 from storages.utils import clean_name
 
 from images.errors import InvalidInput, UploadInterrupted
+from images.inspection import Inspection, Verdict
 
 CHUNK_SIZE = 1024 * 1024
 # How many chunks the hash threads may lag behind the caller's reads and writes.
@@ -44,6 +45,7 @@ class StoredData:
     checksum: str
     os_hash_algo: str
     os_hash_value: str
+    verdict: Verdict | None = None  # what the bytes are, when they were inspected
 
 
 def store() -> Storage:
@@ -78,8 +80,11 @@ class _Ingest:
         limit: int,
         on_limit: Callable[[int], Exception],
         on_progress: Callable[[int], None] | None,
+        inspection: Inspection | None,
     ):
         self.stream = stream
+        self.inspection = inspection
+        self.verdict: Verdict | None = None
         self.declared_size = declared_size
         self.limit = limit
         self.on_limit = on_limit
@@ -121,6 +126,10 @@ class _Ingest:
         while len(self._pending) > HASH_AHEAD:
             for future in self._pending.popleft():
                 future.result()
+        if self.inspection is not None:
+            # Raises as soon as the bytes are known to be refused: the rest of the
+            # body is never read, let alone stored.
+            self.inspection.feed(chunk)
         if self.on_progress is not None:
             self.on_progress(self.size)
         return chunk
@@ -135,6 +144,10 @@ class _Ingest:
             raise InvalidInput(
                 f"Size mismatch: expected {self.declared_size} bytes, got {self.size} bytes"
             )
+        if self.inspection is not None:
+            # Before the data is committed: a verdict reached only at the end (a
+            # VMDK footer, a tiny image) refuses it as surely as an early one.
+            self.verdict = self.inspection.finish()
 
     def finish(self, name: str) -> StoredData:
         self._wait()
@@ -144,6 +157,7 @@ class _Ingest:
             checksum=self._md5.hexdigest(),
             os_hash_algo=HASH_ALGO,
             os_hash_value=self._sha.hexdigest(),
+            verdict=self.verdict,
         )
 
     def close(self) -> None:
@@ -187,8 +201,12 @@ def put(
     limit: int,
     on_limit: Callable[[int], Exception],
     on_progress: Callable[[int], None] | None = None,
+    inspection: Inspection | None = None,
 ) -> StoredData:
     """Store the stream as the image's data, or raise and leave nothing behind.
+
+    With an `inspection`, every chunk is inspected as it is hashed; its refusal
+    stops the upload there.
 
     On a local filesystem the bytes go to a ``.partial`` name that is renamed into
     place only when complete; an object store commits an object atomically itself.
@@ -199,6 +217,7 @@ def put(
         limit=limit,
         on_limit=on_limit,
         on_progress=on_progress,
+        inspection=inspection,
     )
     try:
         final = object_name(image_id)

@@ -5,6 +5,7 @@ the production server (tests/live.py)."""
 import io
 import os
 from collections.abc import Iterator
+from importlib import import_module
 
 import pytest
 from django.conf import settings as django_settings
@@ -123,6 +124,16 @@ def recovery_staff(django_user_model):
         *Permission.objects.filter(codename__in=["view_image", "restore_image"])
     )
     return user
+
+
+@pytest.fixture
+def admin_roles(db):
+    """The groups migration 0003 creates ("Image administrators", "Recovery staff").
+    A transactional test flushes the database, migration data included: made again
+    here, the same way, whatever ran before."""
+    from django.apps import apps
+
+    import_module("images.migrations.0003_admin_roles").create_roles(apps, None)
 
 
 @pytest.fixture

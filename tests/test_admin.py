@@ -55,13 +55,13 @@ def _member_of(django_user_model, username: str, group: str):
 
 
 @pytest.fixture
-def image_admin_user(django_user_model):
+def image_admin_user(django_user_model, admin_roles):
     """Staff in the "Image administrators" group the migration creates (not a superuser)."""
     return _member_of(django_user_model, "ingrid", "Image administrators")
 
 
 @pytest.fixture
-def rescuer(django_user_model):
+def rescuer(django_user_model, admin_roles):
     """Staff in the "Recovery staff" group the migration creates."""
     return _member_of(django_user_model, "ross", "Recovery staff")
 

@@ -25,7 +25,7 @@ ROLES = ["owner", "other user", "member", "image administrator", "recovery staff
 
 
 @pytest.fixture
-def cast(django_user_model):
+def cast(django_user_model, admin_roles):
     def user(name, **extra):
         return django_user_model.objects.create_user(username=name, password="pw", **extra)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live import ROOT, _free_port
+from tests.live import ROOT, free_port
 
 README = ROOT / "README.md"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```", re.S | re.M)
@@ -44,7 +44,7 @@ def commands(block: str) -> list[str]:
 def make_run(tmp_path):
     """`make run` as the README says, on a free port; stopped with Ctrl-C (SIGINT to
     its process group, as a terminal sends it)."""
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PORT": str(port),

@@ -25,7 +25,7 @@ from images.admin import display
 from images.admin.display import image_label
 from images.admin.forms import CHANGE_FIELDSETS, CREATE_FIELDSETS, READ_ONLY, ImageForm
 from images.admin.lifecycle import lifecycle_picture
-from images.admin.lists import FastListMixin, OwnerFilter
+from images.admin.lists import DataCheckFilter, FastListMixin, OwnerFilter
 from images.admin.outcomes import (
     REFUSED,
     attempt,
@@ -96,6 +96,7 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
         "disk_format",
         "container_format",
         "protected",
+        DataCheckFilter,
         OwnerFilter,
     ]
     actions = ["deactivate_selected", "reactivate_selected", restore_selected, "delete_selected"]

@@ -56,6 +56,30 @@ class OwnerFilter(admin.SimpleListFilter):
         }
 
 
+class DataCheckFilter(admin.SimpleListFilter):
+    """What format inspection said of the stored data (uploads, inspect_images)."""
+
+    title = "data check"
+    parameter_name = "data_check"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("problem", "Refused by the format rules"),
+            ("passed", "Passed"),
+            ("unchecked", "Not inspected"),
+        ]
+
+    def queryset(self, request, queryset):
+        match self.value():
+            case "problem":
+                return queryset.exclude(data_problem="")
+            case "passed":
+                return queryset.filter(data_problem="").exclude(data_format="")
+            case "unchecked":
+                return queryset.filter(data_format="", data_problem="")
+        return queryset
+
+
 class CappedCountMixin:
     """No full count anywhere on the page: not in the paginator, not in "N total",
     not in the filters' facets."""

@@ -28,6 +28,7 @@ from images import errors
 DOMAIN_STATUS = [
     # Subclasses before their bases: the first match wins.
     (errors.ImageNotFound, status.HTTP_404_NOT_FOUND),
+    (errors.FormatMismatch, status.HTTP_415_UNSUPPORTED_MEDIA_TYPE),
     (errors.InvalidInput, status.HTTP_400_BAD_REQUEST),
     (errors.Conflict, status.HTTP_409_CONFLICT),
     (errors.Forbidden, status.HTTP_403_FORBIDDEN),

@@ -6,6 +6,8 @@ this schema states exactly what the server accepts (see serializers.py): the
 same enums, the same ``null`` unions, string-only extra properties.
 """
 
+from django.conf import settings
+
 from images.enums import ContainerFormat, DiskFormat, MemberStatus, Status, Visibility
 
 UUID_PATTERN = (
@@ -52,7 +54,9 @@ IMAGE_PROPERTIES = {
     ),
     "owner": _nullable("string", "The project (here: user name) owning the image.", maxLength=255),
     "size": _read_only(["null", "integer"], "Size of the data in bytes."),
-    "virtual_size": _read_only(["null", "integer"], "Virtual size of the disk; not computed."),
+    "virtual_size": _read_only(
+        ["null", "integer"], "Virtual size of the disk, found by inspecting the uploaded data."
+    ),
     "container_format": {
         "type": ["null", "string"],
         "enum": [None, *ContainerFormat.values],
@@ -111,9 +115,11 @@ RESERVED_PREFIX = "os_glance"
 
 
 def image_schema() -> dict:
+    # glanceclient checks disk_format against this enum before sending: the operator's list.
+    disk_format = {**IMAGE_PROPERTIES["disk_format"], "enum": [None, *settings.IMAGES_DISK_FORMATS]}
     return {
         "name": "image",
-        "properties": IMAGE_PROPERTIES,
+        "properties": {**IMAGE_PROPERTIES, "disk_format": disk_format},
         "additionalProperties": {"type": "string"},
         "links": [
             {"rel": "self", "href": "{self}"},

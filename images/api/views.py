@@ -211,9 +211,12 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
             return [GlanceJSONParser(), FormParser(), MultiPartParser()]
         return [GlanceJSONParser()]
 
-    def get_object(self, *, include_deleted: bool = False) -> Image:
+    def get_object(self, *, include_deleted: bool = False, include_scrubbed: bool = False) -> Image:
         image = selectors.image_get_visible(
-            self.request.user, self.kwargs["pk"], include_deleted=include_deleted
+            self.request.user,
+            self.kwargs["pk"],
+            include_deleted=include_deleted,
+            include_scrubbed=include_scrubbed,
         )
         self._image = image
         return image
@@ -402,7 +405,8 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     @action(detail=True, methods=["post"], url_path="actions/restore")
     def restore(self, request, pk=None):
         """Bring back a pending_delete image (not in Glance; needs the restore permission)."""
-        image = self.get_object(include_deleted=True)
+        # A scrubbed image is found too, so the answer says it is too late (409).
+        image = self.get_object(include_deleted=True, include_scrubbed=True)
         services.image_restore(image=image, actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 

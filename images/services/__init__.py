@@ -14,6 +14,7 @@ One module per concern; callers import from this package (``services.image_delet
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
 - ``janitor``       images_scrub_due, images_kill_stale_uploads, images_purge, scrubber_pass
 - ``store_check``   store_verify
+- ``data_check``    image_inspect (format inspection of stored data)
 
 The names below are re-exports. To patch one in a test, patch the module that
 defines it (``images.services.janitor.SCRUB_BATCH``): the operations read their
@@ -22,6 +23,7 @@ module's globals, so a patch on this package would silently change nothing.
 
 from images.services.activation import image_deactivate, image_reactivate
 from images.services.data import ImageData, image_download, image_upload
+from images.services.data_check import DataCheck, image_inspect, images_to_inspect
 from images.services.deletion import (
     DeletePreview,
     image_delete,
@@ -66,6 +68,7 @@ __all__ = [
     "IMAGE_TAG_QUOTA",
     "MUTABLE_FIELDS",
     "SCRUB_BATCH",
+    "DataCheck",
     "DeletePreview",
     "ImageData",
     "ScrubReport",
@@ -76,6 +79,7 @@ __all__ = [
     "image_delete",
     "image_delete_preview",
     "image_download",
+    "image_inspect",
     "image_member_add",
     "image_member_remove",
     "image_member_update",
@@ -88,6 +92,7 @@ __all__ = [
     "images_kill_stale_uploads",
     "images_purge",
     "images_scrub_due",
+    "images_to_inspect",
     "scrubber_pass",
     "store_verify",
 ]

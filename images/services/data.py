@@ -23,6 +23,7 @@ from images.errors import (
     ImageTooLarge,
     StoreError,
 )
+from images.inspection import Inspection
 from images.models import Image, ImageLocation
 from images.policy import Action, Actor
 from images.services._transitions import _lock, _transition
@@ -115,6 +116,7 @@ def image_upload(
             limit=limit,
             on_limit=_too_large(kind, limit),
             on_progress=_Heartbeat(image.pk),
+            inspection=Inspection(image.disk_format, image.container_format),
         )
     except BaseException as exc:
         error = _store_error(exc)
@@ -135,11 +137,13 @@ def image_upload(
                 "finish_upload",
                 operation=Operation.UPLOAD,
                 actor=actor,
-                reason=f"{stored.size} bytes stored",
+                reason=_stored_reason(stored),
                 size=stored.size,
                 checksum=stored.checksum,
                 os_hash_algo=stored.os_hash_algo,
                 os_hash_value=stored.os_hash_value,
+                virtual_size=stored.verdict.virtual_size if stored.verdict else None,
+                data_format=stored.verdict.detected if stored.verdict else "",
             )
             ImageLocation.objects.create(image=fresh, url=stored.name, in_store=True)
     except BaseException as exc:
@@ -149,6 +153,15 @@ def image_upload(
             _abort_upload(image.pk, actor, reason=f"recording the upload failed: {exc}")
         raise
     return fresh
+
+
+def _stored_reason(stored: storage.StoredData) -> str:
+    reason = f"{stored.size} bytes stored"
+    if stored.verdict is not None:
+        reason += f", content {stored.verdict.detected}"
+        if stored.verdict.virtual_size is not None:
+            reason += f", virtual size {stored.verdict.virtual_size}"
+    return reason
 
 
 def _abort_upload(image_id, actor: Actor, *, reason: str) -> None:

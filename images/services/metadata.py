@@ -4,6 +4,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -60,6 +61,7 @@ def image_create(
         raise Forbidden("You are not authorized to create public images.")
     if owner is not None and owner != policy.project_of(actor) and not policy.can_set_owner(actor):
         raise Forbidden("You are not permitted to create images owned by another project.")
+    _check_disk_format(disk_format)
     if size not in (None, 0):
         raise InvalidInput("Only a size of 0 can be given on create; upload data to set it.")
     if size == 0 and location_url:
@@ -131,6 +133,15 @@ def _set_properties(image: Image, properties: dict[str, str]) -> None:
         )
 
 
+def _check_disk_format(disk_format: str | None) -> None:
+    """Operators narrow the disk formats they accept (Glance's [image_format] disk_formats)."""
+    if disk_format is not None and disk_format not in settings.IMAGES_DISK_FORMATS:
+        raise InvalidInput(
+            f"Invalid disk_format '{disk_format}': this registry accepts "
+            f"{', '.join(settings.IMAGES_DISK_FORMATS)}."
+        )
+
+
 def image_update(
     *,
     image: Image,
@@ -151,6 +162,8 @@ def image_update(
         fresh = _lock(image.pk)
         if fresh.status in (Status.PENDING_DELETE, Status.DELETED):
             raise ImageNotFound(f"No image found with ID {image.pk}")
+        if "disk_format" in changes:
+            _check_disk_format(changes["disk_format"])
         for key in ("disk_format", "container_format"):
             changed = key in changes and changes[key] != getattr(fresh, key)
             if changed and fresh.status not in FORMAT_CHANGE_STATUSES:

@@ -20,9 +20,7 @@ S = Status
 
 
 def stored(actor, data: bytes, **fields) -> Image:
-    image = services.image_create(
-        actor=actor, disk_format="qcow2", container_format="bare", **fields
-    )
+    image = services.image_create(actor=actor, disk_format="raw", container_format="bare", **fields)
     return services.image_upload(
         image=image, actor=actor, stream=io.BytesIO(data), declared_size=len(data)
     )

@@ -16,7 +16,9 @@ class Command(BaseCommand):
         failures = []
         for image_id in image_ids:
             try:
-                image = selectors.image_get_visible(OPERATOR, image_id, include_deleted=True)
+                image = selectors.image_get_visible(
+                    OPERATOR, image_id, include_deleted=True, include_scrubbed=True
+                )
                 image = services.image_restore(image=image, actor=OPERATOR)
             except ImageError as exc:
                 failures.append(f"{image_id}: {exc.message}")
