@@ -12,6 +12,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
 from django.test.utils import override_settings
 
+from tests.disk_images import disk_images  # noqa: F401  (real disk images, built once a session)
 from tests.factories import image_in
 from tests.live import Registry, running_registry
 
