@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What `make test` needs beyond .venv: Debian's chromium (browser tests) and the
-# PostgreSQL server binaries (the second pass). `make test` and `.ci/run` both come
+# What `make test` needs beyond .venv: Debian's chromium (browser tests), the
+# PostgreSQL server binaries (the second pass) and qemu-img and genisoimage (real
+# disk images for the format-inspection tests). `make test` and `.ci/run` both come
 # through here, so a fresh machine needs no set-up of its own.
 #
 # As root with apt-get, a missing one is installed. Otherwise one line says what is
@@ -53,5 +54,17 @@ if [ -z "$(pg_bin)" ]; then
   missing "no PostgreSQL server binaries under $(pg_lib)" "apt-get install postgresql, as root" \
     "the PostgreSQL pass is skipped" REQUIRE_POSTGRES
 fi
+
+# Real disk images for the format-inspection tests (tests/disk_images.py).
+for pair in qemu-img:qemu-utils genisoimage:genisoimage; do
+  tool=${pair%%:*} package=${pair##*:}
+  if ! command -v "$tool" >/dev/null 2>&1 && can_install; then
+    apt_install "$package"
+  fi
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    missing "no $tool" "apt-get install $package, as root" \
+      "the format-inspection tests skip" REQUIRE_QEMU
+  fi
+done
 
 exit $status

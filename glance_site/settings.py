@@ -324,5 +324,9 @@ LOGGING = {
         "images": {"handlers": ["console"], "level": "INFO"},
         # Django logs a 500's traceback here; its default handler prints only with DEBUG.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # Every inspector sees every upload, so each one logs (at ERROR) the bytes it
+        # cannot parse, i.e. every format an image is not. The refusals that matter
+        # are in the image's history and the API's answer.
+        "oslo_utils.imageutils.format_inspector": {"level": "CRITICAL", "propagate": False},
     },
 }

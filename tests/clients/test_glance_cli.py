@@ -100,3 +100,42 @@ def test_glance_cli_image_lifecycle_round_trip(glance, payload_file, tmp_path):
     gone = glance("image-show", image_id, check=False)
     assert gone.returncode != 0
     assert f"No image with an ID of '{image_id}' exists." in gone.stderr or "404" in gone.stderr
+
+
+def test_glance_cli_upload_is_inspected(glance, disk_images):
+    """A real qcow2 becomes active with qemu-img's virtual size; the same bytes
+    claimed as vmdk are refused with Glance's message and the image stays queued."""
+    qcow2 = disk_images["qcow2"]
+    created = _table(
+        glance(
+            "image-create",
+            "--name",
+            "inspected",
+            "--disk-format",
+            "qcow2",
+            "--container-format",
+            "bare",
+            "--file",
+            str(qcow2.path),
+        ).stdout
+    )
+    assert (created["status"], created["virtual_size"]) == ("active", str(qcow2.virtual_size))
+
+    refused = glance(
+        "image-create",
+        "--name",
+        "liar",
+        "--disk-format",
+        "vmdk",
+        "--container-format",
+        "bare",
+        "--file",
+        str(qcow2.path),
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "HTTP 415 Unsupported Media Type" in refused.stderr
+    assert "Image disk_format vmdk does not match stream data qcow2" in refused.stderr
+    liar = next(line for line in glance("image-list").stdout.splitlines() if "liar" in line)
+    liar_id = liar.split("|")[1].strip()
+    assert _table(glance("image-show", liar_id).stdout)["status"] == "queued"

@@ -100,3 +100,24 @@ def test_openstacksdk_noauth_token_is_refused(registry):
     finally:
         conn.close()
     assert raised.value.status_code == 401
+
+
+def test_openstacksdk_upload_is_inspected(conn, disk_images):
+    vhdx = disk_images["vhdx"]
+    image = conn.image.create_image(
+        name="sdk-vhdx", disk_format="vhdx", container_format="bare", filename=str(vhdx.path)
+    )
+    shown = conn.image.get_image(image.id)
+    assert (shown.status, shown.virtual_size) == ("active", vhdx.virtual_size)
+
+    # openstacksdk deletes the image whose upload failed, and re-raises.
+    with pytest.raises(sdk_exc.HttpException) as refused:
+        conn.image.create_image(
+            name="sdk-unsafe",
+            disk_format="qcow2",
+            container_format="bare",
+            filename=str(disk_images["qcow2-backing-file"].path),
+        )
+    assert refused.value.status_code == 400
+    assert "Image failed safety checks (backing_file" in refused.value.response.text
+    assert not list(conn.image.images(name="sdk-unsafe"))

@@ -35,7 +35,7 @@ class Command(BaseCommand):
             if not check.ok:
                 problems += 1
                 self.stdout.write(
-                    f"refused: image {image.pk} ({image.disk_format}): {check.problem}"
+                    f"problem: image {image.pk} ({image.disk_format}): {check.problem}"
                 )
         if progress is not None:
             progress.done()
