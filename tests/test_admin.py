@@ -689,6 +689,20 @@ def test_failed_upload_reason_is_shown_on_the_image_page(client, admin_user, ali
     assert 'class="history-upload_failed"' in page
 
 
+def test_upload_form_refuses_data_that_is_not_its_format(client, admin_user, alice, payload):
+    image = services.image_create(
+        actor=alice, name="claims-qcow2", disk_format="qcow2", container_format="bare"
+    )
+    client_for(client, admin_user)
+    upload = io.BytesIO(payload)
+    upload.name = "disk.qcow2"
+    page = text(client.post(url(image, "upload"), {"data": upload}, follow=True))
+    assert "Image disk_format qcow2 does not match stream data raw" in page
+    image.refresh_from_db()
+    assert (image.status, image.size) == (S.QUEUED, None)
+    assert image.transitions.last().operation == "upload_failed"
+
+
 def test_upload_needs_the_change_permission(client, rescuer, alice):
     image = services.image_create(actor=alice, name="empty", disk_format="raw")
     upload = io.BytesIO(b"x")
