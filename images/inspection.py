@@ -67,7 +67,7 @@ class Inspection:
         self._head = b""
         self.size = 0
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, chunk: bytes | memoryview) -> None:
         self.size += len(chunk)
         if self.enabled and len(self._head) < len(VMDK_DESCRIPTOR):
             self._head += chunk[: len(VMDK_DESCRIPTOR)]
@@ -79,6 +79,7 @@ class Inspection:
                 )
         if not self._candidates:
             return
+        chunk = bytes(chunk)  # the inspectors keep slices; the caller's buffer is reused
         for name, inspector in list(self._candidates.items()):
             try:
                 inspector.eat_chunk(chunk)

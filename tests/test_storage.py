@@ -99,3 +99,14 @@ def test_put_object_store_path_stores_bytes(failing_store, image_store, payload)
 
 def test_delete_missing_object_counts_as_deleted(image_store):
     storage.delete("never-existed")
+
+
+@pytest.mark.parametrize(
+    "size", [1, storage.CHUNK_SIZE - 1, storage.CHUNK_SIZE, 3 * storage.CHUNK_SIZE + 5]
+)
+def test_put_writes_whole_chunks_and_an_unaligned_tail(image_store, size):
+    """Whole chunks go around the page cache (O_DIRECT), the tail through it: the file
+    holds exactly the bytes sent."""
+    data = os.urandom(size)
+    _put(data)
+    assert (image_store / "img-1").read_bytes() == data

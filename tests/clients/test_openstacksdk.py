@@ -104,19 +104,20 @@ def test_openstacksdk_noauth_token_is_refused(registry):
 
 def test_openstacksdk_upload_is_inspected(conn, disk_images):
     vhdx = disk_images["vhdx"]
-    image = conn.image.create_image(
-        name="sdk-vhdx", disk_format="vhdx", container_format="bare", filename=str(vhdx.path)
-    )
+    with open(vhdx.path, "rb") as data:  # the SDK leaves a file it opened itself open
+        image = conn.image.create_image(
+            name="sdk-vhdx", disk_format="vhdx", container_format="bare", data=data
+        )
     shown = conn.image.get_image(image.id)
     assert (shown.status, shown.virtual_size) == ("active", vhdx.virtual_size)
 
     # openstacksdk deletes the image whose upload failed, and re-raises.
-    with pytest.raises(sdk_exc.HttpException) as refused:
+    with (
+        open(disk_images["qcow2-backing-file"].path, "rb") as data,
+        pytest.raises(sdk_exc.HttpException) as refused,
+    ):
         conn.image.create_image(
-            name="sdk-unsafe",
-            disk_format="qcow2",
-            container_format="bare",
-            filename=str(disk_images["qcow2-backing-file"].path),
+            name="sdk-unsafe", disk_format="qcow2", container_format="bare", data=data
         )
     assert refused.value.status_code == 400
     assert "Image failed safety checks (backing_file" in refused.value.response.text
