@@ -11,6 +11,7 @@ from django.conf import settings
 from rest_framework import exceptions, status
 from rest_framework.parsers import BaseParser, JSONParser
 
+from images.api.socket_bodies import socket_body
 from images.errors import InvalidInput
 
 PATCH_V21 = "application/openstack-images-v2.1-json-patch"
@@ -166,9 +167,11 @@ def upload_stream(request):
     stream = meta["wsgi.input"] if meta.get("wsgi.input_terminated") or chunked else django_request
     declared_size = _declared_size(meta)
     content_length = (meta.get("CONTENT_LENGTH") or "").strip()
+    direct = socket_body(meta)
+    if direct is not None:
+        return direct, declared_size
     if not chunked and content_length.isdigit():
-        direct = _SocketBody.of(meta)
-        stream = direct or _LengthFramedBody(stream, int(content_length))
+        stream = _LengthFramedBody(stream, int(content_length))
     return stream, declared_size
 
 
@@ -193,64 +196,6 @@ class _LengthFramedBody:
                 f"the end of the body (Content-Length {self.length})"
             )
         return chunk
-
-
-class _SocketBody:
-    """A Content-Length body read from gunicorn's socket straight into the caller's
-    buffer (`readinto`).
-
-    gunicorn's own body reader hands out each MiB as new bytes after copying it
-    through two BytesIO buffers; here the kernel copies it once, into the upload's
-    ring. gunicorn stays in charge of the connection: what it has buffered is read
-    through it, and its count of the bytes left (`LengthReader.length`) is kept
-    exact, so a body left unread (a refusal) is drained or the connection closed
-    as for any other request (glance_site/wsgi.py).
-    """
-
-    def __init__(self, body, reader, sock):
-        self.body, self.reader, self.sock = body, reader, sock
-        self.length = reader.length
-
-    @classmethod
-    def of(cls, meta) -> "_SocketBody | None":
-        """The fast reader, where the server is gunicorn with a Content-Length body."""
-        body, sock = meta.get("wsgi.input"), meta.get("gunicorn.socket")
-        reader = getattr(body, "reader", None)
-        if sock is None or type(reader).__name__ != "LengthReader":
-            return None
-        if not hasattr(reader, "length") or not hasattr(reader, "unreader"):
-            return None
-        return cls(body, reader, sock)
-
-    def _held(self) -> int:
-        """Bytes of the body gunicorn has already read from the socket."""
-        held = 0
-        for buffer in (self.body.buf, self.reader.unreader.buf):
-            buffer.seek(0, 2)
-            held += buffer.tell()
-        return held
-
-    def readinto(self, buffer) -> int:
-        held = self._held()
-        if held:
-            data = self.body.read(min(held, len(buffer)))
-            buffer[: len(data)] = data
-            return len(data)
-        wanted = min(len(buffer), self.reader.length)
-        if not wanted:
-            return 0
-        got = self.sock.recv_into(buffer, wanted)
-        if not got:
-            raise ConnectionError(
-                f"the connection closed {self.reader.length} bytes before the end of the body "
-                f"(Content-Length {self.length})"
-            )
-        self.reader.length -= got
-        return got
-
-    def read(self, size: int = -1) -> bytes:
-        buffer = bytearray(size if size and size > 0 else 1024 * 1024)
-        return bytes(buffer[: self.readinto(buffer)])
 
 
 __all__ = [
