@@ -147,3 +147,30 @@ def test_verify_store_remove_orphans_cleans_up(image_store):
     call_command("verify_store", "--remove-orphans", stdout=out)
     assert out.getvalue() == "orphan: stray (removed)\nstore ok: 1 orphans removed\n"
     assert not (image_store / "stray").exists()
+
+
+def test_scrub_images_daemon_stops_cleanly_on_sigterm(registry):
+    """systemd's stop (SIGTERM) ends the daemon between passes, with exit status 0."""
+    import signal
+    import subprocess
+    import sys
+
+    from tests.live import ROOT
+
+    daemon = subprocess.Popen(
+        [sys.executable, "manage.py", "scrub_images", "--daemon"],
+        cwd=ROOT,
+        env={**registry.env, "IMAGES_SCRUB_WAKEUP_SECONDS": "3600"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        first = daemon.stdout.readline()
+        assert first.startswith("scrubbed 0, failed 0"), first
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=30) == 0  # not -15: it was not killed mid-pass
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+        daemon.communicate()

@@ -1,4 +1,5 @@
-import time
+import signal
+import threading
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -20,6 +21,13 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, daemon=False, **options):
+        stop = threading.Event()
+        if daemon:
+            # SIGTERM (systemd, the soak) and Ctrl-C let the pass under way finish:
+            # killed between removing an image's data and marking it deleted, the
+            # scrubber would leave that to the next pass.
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(signum, lambda *_: stop.set())
         while True:
             report = services.scrubber_pass()
             self.stdout.write(
@@ -38,4 +46,5 @@ class Command(BaseCommand):
                     )
                 return
             self.stdout.flush()
-            time.sleep(settings.IMAGES_SCRUB_WAKEUP_SECONDS)
+            if stop.wait(settings.IMAGES_SCRUB_WAKEUP_SECONDS):
+                return
