@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from images.api.views import VersionsView
+from images.api.discovery import VersionsView
 
 admin.site.site_header = "Image registry"
 admin.site.site_title = "Image registry"

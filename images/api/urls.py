@@ -3,17 +3,17 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from images.api import views
+from images.api import discovery, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("images", views.ImageViewSet, basename="image")
 
 urlpatterns = [
     *[
-        path(f"schemas/{name}", views.SchemaView.as_view(name=name), name=f"schema-{name}")
-        for name in views.schemas.SCHEMAS
+        path(f"schemas/{name}", discovery.SchemaView.as_view(name=name), name=f"schema-{name}")
+        for name in discovery.schemas.SCHEMAS
     ],
-    path("info/import", views.InfoImportView.as_view(), name="info-import"),
-    path("info/stores", views.InfoStoresView.as_view(), name="info-stores"),
+    path("info/import", discovery.InfoImportView.as_view(), name="info-import"),
+    path("info/stores", discovery.InfoStoresView.as_view(), name="info-stores"),
     *router.urls,
 ]

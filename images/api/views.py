@@ -5,21 +5,18 @@ see, call one service, and render the result. Refusals are raised by the service
 and turned into Glance's responses by errors.glance_exception_handler.
 """
 
-import re
-import socket
-import uuid
-
-from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseRedirect
 from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, status, viewsets
+from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from images import policy, selectors, services
-from images.api import filters, openapi, schemas
+from images.api import filters, openapi
+from images.api.discovery import RequestIdMixin
+from images.api.downloads import ImageDataResponse, byte_range
 from images.api.errors import error_response
 from images.api.parsers import (
     GlanceJSONParser,
@@ -43,130 +40,6 @@ from images.api.serializers import (
 from images.errors import ImageNotFound, InvalidInput
 from images.models import Image
 from images.policy import Action
-
-API_VERSIONS = ["v2.7", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
-
-
-class RequestIdMixin:
-    """Every Glance response carries an ``x-openstack-request-id``."""
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        response = super().finalize_response(request, response, *args, **kwargs)
-        response["x-openstack-request-id"] = f"req-{uuid.uuid4()}"
-        return response
-
-
-class VersionsView(RequestIdMixin, APIView):
-    """The API versions this registry speaks. Open to everyone."""
-
-    authentication_classes: list = []
-    permission_classes = [permissions.AllowAny]
-    multiple_choices = False
-    name = None  # the browsable pages' title; set per URL
-
-    @extend_schema(responses={200: dict, 300: dict})
-    def get(self, request):
-        href = request.build_absolute_uri("/v2/")
-        versions = [
-            {
-                "id": version,
-                "status": "CURRENT" if i == 0 else "SUPPORTED",
-                "links": [{"rel": "self", "href": href}],
-            }
-            for i, version in enumerate(API_VERSIONS)
-        ]
-        code = status.HTTP_300_MULTIPLE_CHOICES if self.multiple_choices else status.HTTP_200_OK
-        return Response({"versions": versions}, status=code)
-
-
-class SchemaView(RequestIdMixin, APIView):
-    """A JSON schema the Glance clients fetch (glanceclient validates against `image`)."""
-
-    name = "image"
-
-    @extend_schema(responses=dict)
-    def get(self, request):
-        return Response(schemas.SCHEMAS[self.name]())
-
-
-class InfoImportView(RequestIdMixin, APIView):
-    """Interoperable import is not supported: the list of methods is empty."""
-
-    @extend_schema(responses=dict)
-    def get(self, request):
-        return Response({"import-methods": {"type": "array", "value": []}})
-
-
-class InfoStoresView(RequestIdMixin, APIView):
-    """One store, the default."""
-
-    @extend_schema(responses=dict)
-    def get(self, request):
-        return Response({"stores": [{"id": "default", "default": True}]})
-
-
-# At most 19 digits: any offset of a real file, and never too long for int().
-RANGE = re.compile(r"^bytes=(\d{0,19})-(\d{0,19})$")
-
-
-def _byte_range(header: str, size: int) -> tuple[int, int] | None:
-    """(first, last) of a single `bytes=` range, or None if it cannot be served."""
-    match = RANGE.match(header.strip().replace(" ", ""))
-    if not match or match.groups() == ("", ""):
-        return None
-    first, last = match.groups()
-    if first == "":
-        length = int(last)
-        if length == 0:
-            return None
-        return max(size - length, 0), size - 1
-    start = int(first)
-    end = min(int(last), size - 1) if last else size - 1
-    if start > end or start >= size:
-        return None
-    return start, end
-
-
-class ImageDataResponse(StreamingHttpResponse):
-    """Streams `length` bytes of an open file from its current position.
-
-    `file_to_stream` hands the file to the WSGI server's ``wsgi.file_wrapper``, so
-    gunicorn uses sendfile(2): it starts at the file's offset and sends exactly
-    Content-Length bytes. Servers whose file wrapper reads to EOF must not get a
-    range that stops early, so then the bounded iterator is used instead.
-    """
-
-    block_size = 1024 * 1024
-
-    def __init__(self, file, *, length: int, sendfile: bool, sock=None, **kwargs):
-        super().__init__(self._chunks(file, length), **kwargs)
-        self.file_to_stream = file if sendfile and hasattr(file, "fileno") else None
-        self._resource_closers.append(file.close)
-        self["Content-Length"] = str(length)
-        if sock is not None and self.file_to_stream is not None:
-            self._cork(sock)
-
-    def _cork(self, sock) -> None:
-        """Hold back partial TCP segments until the body is sent, as nginx's
-        tcp_nopush does: headers and file then leave in full segments (1.7 -> 2.3
-        GB/s on loopback here). Uncorking when the response closes flushes the tail."""
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-        except (OSError, AttributeError):
-            return  # not TCP (a unix socket) or not Linux: send as usual
-        self._resource_closers.append(
-            lambda: sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
-        )
-
-    def _chunks(self, file, length):
-        remaining = length
-        while remaining > 0:
-            chunk = file.read(min(self.block_size, remaining))
-            if not chunk:
-                return
-            remaining -= len(chunk)
-            yield chunk
-
 
 # What the browsable page of an image offers, each shown when policy.allowed_actions
 # says the signed-in user may do it now (the admin's buttons ask the same question).
@@ -335,7 +208,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         first, last, code = 0, data.size - 1, status.HTTP_200_OK
         requested = request.META.get("HTTP_RANGE")
         if requested:
-            served = _byte_range(requested, data.size)
+            served = byte_range(requested, data.size)
             if served is None:
                 return error_response(
                     request,
@@ -478,4 +351,4 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-__all__ = ["ImageViewSet", "InfoImportView", "InfoStoresView", "SchemaView", "VersionsView"]
+__all__ = ["ImageViewSet"]
