@@ -98,8 +98,9 @@ def _performed(user, status: str, action: Action) -> bool:
             client.put(f"{base}/file", b"data", content_type="application/octet-stream")
         case Action.DOWNLOAD:
             response = client.get(f"{base}/file")
+            # Reading the stream to its end closes the response, as a WSGI server would
+            # (closing it again would close the test's database connection).
             data = b"".join(response.streaming_content) if response.streaming else b""
-            response.close()
             return response.status_code == 200 and data == b"bytes"
         case Action.DEACTIVATE | Action.REACTIVATE | Action.RESTORE:
             client.post(f"{base}/actions/{action}")
