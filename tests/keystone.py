@@ -53,7 +53,7 @@ def venv_problem(venv: Path = KEYSTONE_VENV) -> str | None:
     stamp = venv / ".requirements-sha256"
     wanted = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
     if not stamp.exists() or stamp.read_text().strip() != wanted:
-        return f"Keystone venv at {venv} is not built from {REQUIREMENTS.name}: make keystone-venv"
+        return f"Keystone venv at {venv} is older than {REQUIREMENTS.name}: make keystone-venv"
     return None
 
 
