@@ -3,8 +3,8 @@ which the normal runs deselect (pyproject's addopts) and `make test-keystone` se
 so a real Keystone starts once per `make test`, not on each database pass.
 
 `keystone` is a real Keystone for the session (tests/keystone.py); `cloud` is the cast
-provisioned in it. Without the Keystone venv, they skip with one line saying how to
-build it -- an error with REQUIRE_KEYSTONE=1, as in CI.
+provisioned in it. Without the Keystone venv, every test here skips, with one line
+saying how to build it -- an error with REQUIRE_KEYSTONE=1, as in CI.
 """
 
 import os
