@@ -1,0 +1,49 @@
+"""The Keystone-mode tests (issue 12): everything in this folder is marked `keystone`,
+which the normal runs deselect (pyproject's addopts) and `make test-keystone` selects,
+so a real Keystone starts once per `make test`, not on each database pass.
+
+`keystone` is a real Keystone for the session (tests/keystone.py); `cloud` is the cast
+provisioned in it. Without the Keystone venv, every test here skips, with one line
+saying how to build it -- an error with REQUIRE_KEYSTONE=1, as in CI.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.keystone import Cloud, Keystone, provision, running_keystone, venv_problem
+from tests.live import free_port
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.keystone)
+
+
+def pytest_runtest_setup(item):
+    # Here rather than in the fixture, so that pytest folds the skips into one line
+    # (a fixture's skip is reported at each test's own line).
+    problem = venv_problem()
+    if problem is not None:
+        if os.environ.get("REQUIRE_KEYSTONE") == "1":
+            pytest.fail(f"{problem} (REQUIRE_KEYSTONE=1)", pytrace=False)
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def keystone(tmp_path_factory) -> Iterator[Keystone]:
+    with running_keystone(tmp_path_factory.mktemp("keystone")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cloud(keystone) -> Cloud:
+    """The cast of tests/keystone.py's CAST, with the image service's endpoints at a
+    free port on loopback, for the registry to be started on."""
+    return provision(keystone, registry_url=f"http://127.0.0.1:{free_port()}")
