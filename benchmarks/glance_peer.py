@@ -42,6 +42,16 @@ REQUIREMENTS = Path(__file__).with_name("glance-requirements.txt")
 VENV = ROOT / "var" / "bench" / "glance-venv"
 PROCESSES = 2
 
+
+def pinned(package: str) -> str:
+    """The version glance-requirements.txt pins for `package`."""
+    for line in REQUIREMENTS.read_text().splitlines():
+        name, _, version = line.partition("==")
+        if name.lower() == package.lower():
+            return version
+    return "?"
+
+
 GLANCE_CONF = """\
 [DEFAULT]
 debug = False
