@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-RATIO_UNITS = ("MiB/s", "CPU-s/GiB", "images/s", "ms")
+RATIO_UNITS = ("MiB/s", "CPU-s/GiB", "images/s", "ms", "s")
 
 
 def log(message: str) -> None:
@@ -123,8 +123,8 @@ class Results:
             f"{'reg/Gl':>7} {'limit':>9} {'reg/lim':>7} {'Gl/lim':>7}"
         )
         lines = [
-            "Side by side: medians; reg/Gl = registry / Glance (for ms and CPU-s/GiB lower is",
-            "better); limit = the machine's own figure for the same bytes; '-' = not measured.",
+            "Side by side: medians; reg/Gl = registry / Glance (for s, ms and CPU-s/GiB lower",
+            "is better); limit = the machine's own figure for the same bytes; '-' = none.",
             head,
             "-" * len(head),
         ]

@@ -254,7 +254,7 @@ def upload_budgets(res: Results, files: dict[str, Path]) -> None:
         hashing = res.median("limits", ONE_PASS_CPU.format(label), "machine")
         if ours and hashing:
             res.budget(
-                f"upload {name}: server CPU-s/GiB / hashlib one pass",
+                f"upload {name}: server CPU / hashlib's",
                 ours / hashing,
                 1.3,
                 ours <= 1.3 * hashing,
