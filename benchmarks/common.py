@@ -1,9 +1,11 @@
-"""What the measurements share: an HTTP client of the API, the server's memory, the
-in-Django steps (benchmarks/tasks.py), test files and py-spy.
+"""What the measurements share: the servers measured (`Target`), an HTTP client of the
+API, the server's memory and CPU, the in-Django steps (benchmarks/tasks.py), test
+files and py-spy.
 
-The server itself, its scratch database, store and users come from the tests'
-harness, tests/live.py (`running_registry`), so the figures describe the same
-server the tests and `make soak` exercise.
+Our server, its scratch database, store and users come from the tests' harness,
+tests/live.py (`running_registry`), so the figures describe the same server the tests
+and `make soak` exercise; Glance comes from benchmarks/glance_peer.py. Each
+measurement takes a `Target` and runs the same requests against either.
 """
 
 import contextlib
@@ -15,6 +17,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -45,43 +49,104 @@ def task(registry: Registry, command: str, **args):
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def tree_rss(registry: Registry) -> int:
-    """The resident memory of the gunicorn master and its workers, in bytes."""
+@dataclass(frozen=True)
+class Target:
+    """A server the workload runs against: ours ("registry") or Glance ("glance").
+
+    `seed(total)`, `scrub(n)` and `queries()` are the steps that go around the API
+    (seeding the database, the scrubber, SQL captured in-process); None where the
+    server has no such step."""
+
+    name: str
+    port: int
+    pid: int  # the master process: CPU and memory are its whole tree's
+    store: Path  # the uploaded bytes of an image are the file named by its id here
+    token: str | None = None
+    seed: Callable[[int], dict] | None = None
+    scrub: Callable[[int], dict] | None = None
+    queries: Callable[[], dict] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def curl_headers(self) -> list[str]:
+        return [f"X-Auth-Token: {self.token}"] if self.token else []
+
+    def api(self) -> "Api":
+        return Api(self.port, self.token)
+
+
+def registry_target(registry: Registry) -> Target:
+    return Target(
+        name="registry",
+        port=registry.port,
+        pid=registry.pid,
+        store=registry.store,
+        token=registry.tokens[USER],
+        seed=lambda total: task(registry, "seed", total=total),
+        scrub=lambda n: task(registry, "scrub", n=n),
+        queries=lambda: task(registry, "counts"),
+    )
+
+
+def _tree(pid: int) -> list[psutil.Process]:
     try:
-        master = psutil.Process(registry.pid)
-        procs = [master, *master.children(recursive=True)]
+        master = psutil.Process(pid)
+        return [master, *master.children(recursive=True)]
     except psutil.NoSuchProcess:
-        return 0
+        return []
+
+
+def tree_rss(server) -> int:
+    """The resident memory of the server's master and its workers, in bytes."""
     total = 0
-    for p in procs:
+    for p in _tree(server.pid):
         with contextlib.suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
     return total
 
 
-class RssPeak:
-    """Samples the server tree's RSS every 20 ms while in the with-block."""
+def tree_cpu(server) -> float:
+    """User + system CPU seconds used so far by the server's master and every process
+    under it (workers, uwsgi's http router). Workers live as long as the server
+    (neither server recycles them), so a difference of two readings is the work done
+    in between."""
+    total = 0.0
+    for p in _tree(server.pid):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
 
-    def __init__(self, registry: Registry):
-        self.registry = registry
+
+class RssPeak:
+    """Samples the server tree's RSS every 20 ms while in the with-block, and takes
+    its CPU seconds on entry and exit."""
+
+    def __init__(self, server):
+        self.server = server
         self.peak = 0
         self._stop = threading.Event()
 
     def __enter__(self):
-        self.idle = tree_rss(self.registry)
+        self.idle = tree_rss(self.server)
         self.peak = self.idle
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
+        self._cpu = tree_cpu(self.server)
         return self
 
     def _run(self):
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, tree_rss(self.registry))
+            self.peak = max(self.peak, tree_rss(self.server))
 
     def __exit__(self, *exc):
+        self.cpu_seconds = tree_cpu(self.server) - self._cpu
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, tree_rss(self.registry))
+        self.peak = max(self.peak, tree_rss(self.server))
 
     @property
     def growth_mib(self) -> float:
@@ -147,7 +212,7 @@ def timed(cmd: list[str], **kw) -> float:
     return time.perf_counter() - started
 
 
-def profile_start(registry: Registry, out: Path, seconds: float) -> subprocess.Popen | None:
+def profile_start(server, out: Path, seconds: float) -> subprocess.Popen | None:
     spy = VENV_BIN / "py-spy"
     if not spy.exists():
         log("py-spy is not installed: no profile")
@@ -157,7 +222,7 @@ def profile_start(registry: Registry, out: Path, seconds: float) -> subprocess.P
             str(spy),
             "record",
             "--pid",
-            str(registry.pid),
+            str(server.pid),
             "--subprocesses",
             "--format",
             "raw",

@@ -1,14 +1,14 @@
-"""Downloads, whole and ranged, beside nginx (Debian package, sendfile on) serving the
-same stored file, and `cat` of that file."""
+"""Downloads, whole and ranged, from each server, beside nginx (Debian package,
+sendfile on) serving the same file, or `cat` of it without nginx."""
 
 import shutil
 import subprocess
 import time
 
-from benchmarks.common import USER, MiB, timed
+from benchmarks.common import MiB, Target
 from benchmarks.report import Results
 from benchmarks.upload import curl_upload
-from tests.live import Registry, free_port
+from tests.live import free_port
 
 NGINX_CONF = """
 daemon off;
@@ -45,71 +45,82 @@ def curl_download(url: str, headers: list[str], expect: str) -> tuple[float, int
     return float(out[2]), int(out[1])
 
 
-def measure_download(res: Results, registry: Registry, api, files, repeat, tmp) -> None:
+def _cases(label: str, size: int) -> list[tuple[str, list[str], str, int]]:
+    """(row name, extra headers, expected status, bytes) for a whole and a ranged GET."""
+    first, last = size // 4, 3 * size // 4 - 1
+    return [
+        (f"{label} whole", [], "200", size),
+        (f"{label} Range (middle half)", [f"Range: bytes={first}-{last}"], "206", last - first + 1),
+    ]
+
+
+def _run_cases(res, server: str, url: str, auth: list[str], label, size, n, limit) -> None:
+    for name, headers, expect, length in _cases(label, size):
+        rates = []
+        for _ in range(n):
+            seconds, got = curl_download(url, auth + headers, expect)
+            if got != length:
+                raise RuntimeError(f"{server} {name}: got {got} bytes, expected {length}")
+            rates.append(length / MiB / seconds)
+        kind = name.removeprefix(f"{label} ")
+        ref = ("download", f"{limit} {label} {kind}") if limit == "nginx" else limit
+        res.add("download", name, "MiB/s", rates, server, limit=ref)
+
+
+def measure_download(res: Results, target: Target, files, repeat, with_nginx: bool) -> None:
+    """Whole and ranged GETs of the largest file, uploaded to `target` first."""
     label = max(files, key=lambda k: files[k].stat().st_size)
     path = files[label]
-    size = path.stat().st_size
-    token = registry.tokens[USER]
-    image_id = api.create_image(f"download-{label}")
-    curl_upload(registry.port, token, image_id, path)
-    stored = registry.store / image_id
-    nginx = None
-    nginx_port = free_port()
-    if shutil.which("nginx"):
-        nginx_dir = tmp / "nginx"
-        nginx_dir.mkdir()
-        conf = nginx_dir / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(dir=nginx_dir, port=nginx_port, root=registry.store))
-        nginx = subprocess.Popen(
-            ["nginx", "-c", str(conf), "-p", str(nginx_dir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        time.sleep(0.5)
-    else:
+    image_id = target.api().create_image(f"download-{label}")
+    curl_upload(target, image_id, path)
+    url = f"{target.url}/v2/images/{image_id}/file"
+    curl_download(url, target.curl_headers, "200")  # warm the page cache and the path
+    limit = "nginx" if with_nginx else ("limits", f"cat > /dev/null {label}")
+    n = max(repeat, 5)
+    _run_cases(res, target.name, url, target.curl_headers, label, path.stat().st_size, n, limit)
+
+
+def measure_nginx(res: Results, files, repeat, tmp) -> bool:
+    """nginx serving the same file: the download figures' limit. False without nginx."""
+    if not shutil.which("nginx"):
         res.skip("download beside nginx: nginx is not installed (apt-get install nginx)")
+        return False
+    label = max(files, key=lambda k: files[k].stat().st_size)
+    path = files[label]
+    port = free_port()
+    nginx_dir = tmp / "nginx"
+    nginx_dir.mkdir()
+    conf = nginx_dir / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(dir=nginx_dir, port=port, root=path.parent))
+    nginx = subprocess.Popen(
+        ["nginx", "-c", str(conf), "-p", str(nginx_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    time.sleep(0.5)
     try:
-        ours = f"http://127.0.0.1:{registry.port}/v2/images/{image_id}/file"
-        theirs = f"http://127.0.0.1:{nginx_port}/{image_id}"
-        auth = [f"X-Auth-Token: {token}"]
-        first, last = size // 4, 3 * size // 4 - 1
-        rng = [f"Range: bytes={first}-{last}"]
-        n = max(repeat, 5)
-        cases = [
-            (f"registry {label} whole", ours, auth, "200", size),
-            (f"registry {label} Range (middle half)", ours, auth + rng, "206", last - first + 1),
-        ]
-        if nginx is not None:
-            cases += [
-                (f"nginx {label} whole", theirs, [], "200", size),
-                (f"nginx {label} Range (middle half)", theirs, rng, "206", last - first + 1),
-            ]
-        curl_download(ours, auth, "200")  # warm the page cache and the connection path
-        for name, url, headers, expect, length in cases:
+        url = f"http://127.0.0.1:{port}/{path.name}"
+        curl_download(url, [], "200")
+        size = path.stat().st_size
+        for name, headers, expect, length in _cases(label, size):
             rates = []
-            for _ in range(n):
-                seconds, got = curl_download(url, headers, expect)
-                if got != length:
-                    raise RuntimeError(f"{name}: got {got} bytes, expected {length}")
+            for _ in range(max(repeat, 5)):
+                seconds, _ = curl_download(url, headers, expect)
                 rates.append(length / MiB / seconds)
-            res.add("download", name, "MiB/s", rates)
-        res.add(
-            "download",
-            f"cat {label} (stored file) > /dev/null",
-            "MiB/s",
-            [size / MiB / timed(["cat", str(stored)]) for _ in range(n)],
-        )
+            res.add("download", f"nginx {name}", "MiB/s", rates, "machine")
     finally:
-        if nginx is not None:
-            nginx.terminate()
-            nginx.wait(10)
+        nginx.terminate()
+        nginx.wait(10)
+    return True
 
 
 def download_budgets(res: Results, files) -> None:
     big = max(files, key=lambda k: files[k].stat().st_size)
     for kind in ("whole", "Range (middle half)"):
-        ours = res.get("download", f"registry {big} {kind}")
-        nginx = res.get("download", f"nginx {big} {kind}")
+        ours = res.median("download", f"{big} {kind}")
+        nginx = res.median("download", f"nginx {big} {kind}", "machine")
         if ours and nginx:
-            ratio = ours["median"] / nginx["median"]
-            res.budget(f"download {big} {kind}: registry / nginx", ratio, 0.8, ratio >= 0.8)
+            ratio = ours / nginx
+            glance = res.median("download", f"{big} {kind}", "glance")
+            note = f"Glance: {glance / nginx:.2f} x nginx" if glance else ""
+            res.budget(f"download {big} {kind}: registry / nginx", ratio, 0.8, ratio >= 0.8, note)
