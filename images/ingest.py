@@ -175,7 +175,7 @@ class Ingest:
         if self.inspection is not None:
             # Before the data is committed: a verdict reached only at the end (a
             # VMDK footer, a tiny image) refuses it as surely as an early one.
-            self.verdict = self.inspection.finish()
+            self.verdict = self.inspection.finish(self.size)
 
     def digests(self) -> tuple[str, str]:
         """MD5 and SHA-512 of everything read, once every chunk was read."""

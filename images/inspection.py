@@ -50,7 +50,7 @@ class Verdict:
 
 class Inspection:
     """Feed it every chunk of an upload in order; it raises as soon as the bytes are
-    known to be refused, and `finish()` gives the verdict at the end."""
+    known to be refused, and `finish(size)` gives the verdict at the end."""
 
     def __init__(self, disk_format: str | None, container_format: str | None):
         self.disk_format = disk_format or ""
@@ -65,10 +65,8 @@ class Inspection:
         self._decided = False
         self._checked = False
         self._head = b""
-        self.size = 0
 
     def feed(self, chunk: bytes | memoryview) -> None:
-        self.size += len(chunk)
         if self.enabled and len(self._head) < len(VMDK_DESCRIPTOR):
             self._head += chunk[: len(VMDK_DESCRIPTOR)]
             if self._head.startswith(VMDK_DESCRIPTOR):
@@ -98,18 +96,16 @@ class Inspection:
     @property
     def settled(self) -> bool:
         """Whether the rest of the bytes can change nothing (a reader of stored data
-        may stop here and call `finish` with the data's full size)."""
+        may stop here and call `finish`)."""
         if not self.enabled:
             return True
         return self._decided and not self._candidates and (self._chosen is None or self._checked)
 
-    def finish(self, total_size: int | None = None) -> Verdict | None:
-        """The verdict once the whole stream was fed (None when not inspected), or
-        once `settled`, given the size of the whole."""
+    def finish(self, size: int) -> Verdict | None:
+        """The verdict once the whole stream was fed, or once `settled` (None when
+        not inspected). `size` is the whole data's: raw's virtual size."""
         if not self.enabled:
             return None
-        if total_size is not None:
-            self.size = total_size
         for inspector in self._candidates.values():
             inspector.finish()
         # At the end, an inspector still waiting for its header never saw one.
@@ -123,12 +119,12 @@ class Inspection:
         detected = str(self._chosen) if self._chosen is not None else RAW
         if self.disk_format == RAW:
             # Raw's virtual size is its byte size, even when it is something else.
-            return Verdict(detected, self.size)
+            return Verdict(detected, size)
         if detected != self.disk_format:
             # Let through (ami and friends, or the match rule switched off): its own
             # format's size would not be the size of the disk it claims to be.
             return Verdict(detected, None)
-        return Verdict(detected, self._chosen.virtual_size or self.size)
+        return Verdict(detected, self._chosen.virtual_size or size)
 
     # --- the rules ------------------------------------------------------------------
 

@@ -43,7 +43,7 @@ def image_inspect(*, image: Image) -> DataCheck | None:
         with storage.open_data(location.url) as data:
             while not inspection.settled and (chunk := data.read(storage.CHUNK_SIZE)):
                 inspection.feed(chunk)
-        verdict = inspection.finish(total_size=image.size)
+        verdict = inspection.finish(image.size)
     except (FormatMismatch, UnsafeImage) as refusal:
         problem = refusal.message
     changes = {"data_problem": problem}
