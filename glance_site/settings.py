@@ -5,6 +5,7 @@ ImproperlyConfigured error that names the variable, so an operator never runs
 with a silently wrong configuration.
 """
 
+import configparser
 import os
 import re
 from pathlib import Path
@@ -278,11 +279,75 @@ IMAGES_GPT_SAFETY_CHECKS_NONFATAL = env_choices(
 IMAGES_API_RATE = env_rate("IMAGES_API_RATE", "6000/m")
 IMAGES_API_ANON_RATE = env_rate("IMAGES_API_ANON_RATE", "600/m")
 
+
+def _keystone_authtoken() -> dict[str, str] | None:
+    """keystonemiddleware auth_token's options, or None outside Keystone mode.
+
+    From KEYSTONE_AUTHTOKEN_CONFIG's [keystone_authtoken] section (an operator's
+    existing glance-api.conf will do), then the KEYSTONE_* variables over it."""
+    options: dict[str, str] = {}
+    path = os.environ.get("KEYSTONE_AUTHTOKEN_CONFIG", "")
+    if path:
+        parser = configparser.ConfigParser(interpolation=None)
+        if not parser.read(path) or not parser.has_section("keystone_authtoken"):
+            raise ImproperlyConfigured(
+                f"KEYSTONE_AUTHTOKEN_CONFIG {path} has no [keystone_authtoken] section"
+            )
+        options.update(parser["keystone_authtoken"])
+    variables = {
+        "auth_url": "KEYSTONE_AUTH_URL",
+        "username": "KEYSTONE_SERVICE_USER",
+        "password": "KEYSTONE_SERVICE_PASSWORD",
+        "project_name": "KEYSTONE_SERVICE_PROJECT",
+        "user_domain_name": "KEYSTONE_USER_DOMAIN",
+        "project_domain_name": "KEYSTONE_PROJECT_DOMAIN",
+        "token_cache_time": "KEYSTONE_TOKEN_CACHE_SECONDS",
+    }
+    options.update({key: os.environ[name] for key, name in variables.items() if name in os.environ})
+    if not options.get("auth_url"):
+        if path:
+            raise ImproperlyConfigured(f"KEYSTONE_AUTHTOKEN_CONFIG {path} sets no auth_url")
+        return None
+    for key in ("username", "password", "project_name"):
+        if not options.get(key):
+            raise ImproperlyConfigured(
+                f"Keystone mode needs {variables[key]} (or {key} in the file)"
+            )
+    options.setdefault("auth_type", "password")
+    options.setdefault("user_domain_name", "Default")
+    options.setdefault("project_domain_name", "Default")
+    options.setdefault("www_authenticate_uri", options["auth_url"])
+    # Requests without a token still reach Django: the admin, the versions document
+    # and session users of the browsable API need none; the API answers 401 itself.
+    options["delay_auth_decision"] = "true"
+    return options
+
+
+# Keystone mode (README "Keystone"): tokens validated by keystonemiddleware, rights by
+# Glance's policy rules. Off unless KEYSTONE_AUTH_URL (or the config file) is set.
+KEYSTONE_AUTHTOKEN = _keystone_authtoken()
+KEYSTONE_AUTH_URL = KEYSTONE_AUTHTOKEN["www_authenticate_uri"] if KEYSTONE_AUTHTOKEN else ""
+# Keystone roles -> the admin's groups, for staff signing in with Keystone credentials.
+KEYSTONE_ROLE_GROUPS = dict(
+    pair.split(":", 1)
+    for pair in env_list(
+        "KEYSTONE_ROLE_GROUPS", ["admin:Image administrators", "image_recovery:Recovery staff"]
+    )
+)
+IMAGES_POLICY_FILE = (
+    Path(os.environ["IMAGES_POLICY_FILE"]) if os.environ.get("IMAGES_POLICY_FILE") else None
+)
+if KEYSTONE_AUTHTOKEN:
+    AUTHENTICATION_BACKENDS = ["images.keystone_accounts.KeystoneBackend"]
+
 REST_FRAMEWORK = {
     # Token first: Glance clients send X-Auth-Token, and an unauthenticated client
-    # gets 401 with a WWW-Authenticate header rather than a bare 403.
+    # gets 401 with a WWW-Authenticate header rather than a bare 403. In Keystone mode
+    # X-Auth-Token is a Keystone token, checked by keystonemiddleware.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "images.api.auth.GlanceTokenAuthentication",
+        "images.api.auth.KeystoneAuthentication"
+        if KEYSTONE_AUTHTOKEN
+        else "images.api.auth.GlanceTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

@@ -26,8 +26,25 @@ _CHUNK = 256 * 1024
 django_application = get_wsgi_application()
 
 
+def _keystone_wrapped(app):
+    """In Keystone mode, keystonemiddleware's auth_token -- Glance's own, with its
+    token cache -- validates X-Auth-Token and replaces every identity header a client
+    may have sent with the token's. Inside the connection keeper below, which needs
+    gunicorn's own start_response."""
+    from django.conf import settings
+
+    if not settings.KEYSTONE_AUTHTOKEN:
+        return app
+    from keystonemiddleware.auth_token import AuthProtocol
+
+    return AuthProtocol(app, dict(settings.KEYSTONE_AUTHTOKEN))
+
+
+inner_application = _keystone_wrapped(django_application)
+
+
 def application(environ, start_response):
-    response = django_application(environ, start_response)
+    response = inner_application(environ, start_response)
     sock = environ.get("gunicorn.socket")
     if sock is not None and _has_body(environ) and not _drained(environ["wsgi.input"], sock):
         # gunicorn drops a `Connection` header set by the application; its response

@@ -72,9 +72,12 @@ def image_get_visible(
         visible = images_visible_to(
             actor, include_deleted=include_deleted, include_scrubbed=include_scrubbed
         )
-        return visible.get(pk=image_id)
+        image = visible.get(pk=image_id)
     except (Image.DoesNotExist, ValidationError, ValueError):
         raise ImageNotFound(f"No image found with ID {image_id}") from None
+    if not policy.can_read(actor, image):
+        raise ImageNotFound(f"No image found with ID {image_id}")
+    return image
 
 
 def scrub_due_at(image: Image) -> datetime | None:

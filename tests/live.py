@@ -192,6 +192,7 @@ def running_registry(
     threads: int = 4,
     env: dict[str, str] | None = None,
     database: str | None = None,
+    port: int | None = None,
 ) -> Iterator[Registry]:
     """Start the production server on a fresh database and store under `tmp`.
 
@@ -201,6 +202,7 @@ def running_registry(
     `database` is "sqlite" or the URL of a PostgreSQL server to make a new database
     on; by default, DATABASE_URL's server if it names one, else SQLite. The users
     are alice, bob, admin (superuser) and rita (recovery staff); `tokens` has theirs.
+    `port` is where to serve (a catalog may already name it); by default a free one.
     """
     database_url = os.environ.get("DATABASE_URL", "") if database is None else database
     drop = None
@@ -233,7 +235,7 @@ def running_registry(
             if line.startswith("TOKEN "):
                 _, user, key = line.split()
                 tokens[user] = key
-        port = free_port()
+        port = port or free_port()
         url = f"http://127.0.0.1:{port}"
         log = tmp / "gunicorn.log"
         with open(log, "wb") as log_file:

@@ -1,14 +1,22 @@
-"""Who is calling: a DRF token, sent the way Glance clients send one, or a session.
+"""Who is calling: a DRF token, sent the way Glance clients send one, a Keystone
+token (in Keystone mode), or a session.
 
 Glance clients put the token in ``X-Auth-Token``; curl users and DRF habits use
 ``Authorization: Token <key>``. Both name the same DRF token. Token requests are
 CSRF-exempt (DRF only enforces CSRF for session authentication), while a browser's
 session writes keep their CSRF check.
+
+In Keystone mode ``X-Auth-Token`` carries a Keystone token instead, which
+keystonemiddleware has validated (glance_site/wsgi.py) before Django runs; the
+identity it confirmed is in the request's headers.
 """
 
+from django.conf import settings
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
-from rest_framework.authentication import TokenAuthentication
+from rest_framework.authentication import BaseAuthentication, TokenAuthentication
+
+from images.identity import KeystoneIdentity
 
 
 class GlanceTokenAuthentication(TokenAuthentication):
@@ -25,6 +33,25 @@ class GlanceTokenAuthentication(TokenAuthentication):
 
     def authenticate_header(self, request):
         return f'{self.keyword} realm="image registry"'
+
+
+class KeystoneAuthentication(BaseAuthentication):
+    """The caller keystonemiddleware's auth_token confirmed. A token it refused
+    (malformed, expired, revoked) is a 401 naming Keystone, as Glance answers; no
+    token at all leaves the request to the session."""
+
+    def authenticate(self, request):
+        identity = KeystoneIdentity.from_environ(request.META)
+        if identity is not None:
+            return (identity, None)
+        if request.META.get("HTTP_X_AUTH_TOKEN"):
+            raise exceptions.AuthenticationFailed(
+                "The request you have made requires authentication."
+            )
+        return None
+
+    def authenticate_header(self, request):
+        return f'Keystone uri="{settings.KEYSTONE_AUTH_URL}"'
 
 
 class GlanceTokenScheme(OpenApiAuthenticationExtension):

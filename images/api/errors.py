@@ -72,7 +72,9 @@ def status_and_message(exc: Exception, method: str = "") -> tuple[int, str, dict
 
 def _headers_of(exc: exceptions.APIException, method: str) -> dict[str, str]:
     headers = {}
-    if isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed):
+    challenge = isinstance(exc, exceptions.NotAuthenticated | exceptions.AuthenticationFailed)
+    # In Keystone mode auth_token adds its own `Keystone uri="..."` to every 401.
+    if challenge and not settings.KEYSTONE_AUTHTOKEN:
         headers["WWW-Authenticate"] = 'Token realm="image registry"'
     if isinstance(exc, exceptions.UnsupportedMediaType) and method == "PATCH":
         headers["Accept-Patch"] = (

@@ -37,7 +37,7 @@ from images.api.serializers import (
     update_from_patch,
     validate_tag,
 )
-from images.errors import ImageNotFound, InvalidInput
+from images.errors import Forbidden, ImageNotFound, InvalidInput
 from images.models import Image
 from images.policy import Action
 
@@ -134,6 +134,8 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         operation_id="images_list",
     )
     def list(self, request):
+        if not policy.can_list(request.user):
+            raise Forbidden("You are not permitted to list images.")
         images = filters.listing(request.user, request.query_params)
         page = filters.page(images, request.query_params)
         query = request.query_params.copy()

@@ -208,9 +208,11 @@ class ImageData:
 def image_download(*, image: Image, actor: Actor) -> ImageData | None:
     """The image's data, or None when it has none (Glance answers 204)."""
     if not policy.may(actor, image, Action.DOWNLOAD):
-        raise Forbidden(
-            "The requested image has been deactivated. Image data download is forbidden."
-        )
+        if image.status == Status.DEACTIVATED:
+            raise Forbidden(
+                "The requested image has been deactivated. Image data download is forbidden."
+            )
+        raise Forbidden(f"You are not permitted to download image {image.pk}.")
     if image.status not in (Status.ACTIVE, Status.DEACTIVATED):
         return None
     location = image.locations.filter(status=LocationStatus.ACTIVE).first()

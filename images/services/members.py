@@ -7,7 +7,7 @@ from images import policy
 from images.enums import MemberStatus, Visibility
 from images.errors import Conflict, Forbidden, ImageNotFound, ImageTooLarge, InvalidInput
 from images.models import Image, ImageMember
-from images.policy import Action, Actor
+from images.policy import Actor
 from images.services._transitions import _lock
 
 IMAGE_MEMBER_QUOTA = 128  # Glance's image_member_quota default
@@ -15,7 +15,7 @@ IMAGE_MEMBER_QUOTA = 128  # Glance's image_member_quota default
 
 def image_member_add(*, image: Image, actor: Actor, member: str) -> ImageMember:
     """Offer a `shared` image to a project (a user name); it starts `pending`."""
-    if not policy.may(actor, image, Action.EDIT):
+    if not policy.can_share(actor, image, "add_member"):
         raise Forbidden(f"You are not permitted to share image {image.id}.")
     if image.visibility != Visibility.SHARED:
         raise Forbidden(f"Only shared images have members; image {image.id} is {image.visibility}.")
@@ -40,7 +40,7 @@ def image_member_update(*, image: Image, actor: Actor, member: str, status: str)
     found = image.members.filter(member=member).first()
     if found is None:
         raise ImageNotFound(f"Member {member} not found for image {image.id}.")
-    if policy.project_of(actor) != member:
+    if not policy.can_answer_offer(actor, image, member):
         raise Forbidden("Only the shared member can update the status of a membership.")
     ImageMember.objects.filter(pk=found.pk).update(status=status, updated_at=timezone.now())
     found.refresh_from_db()
@@ -48,7 +48,7 @@ def image_member_update(*, image: Image, actor: Actor, member: str, status: str)
 
 
 def image_member_remove(*, image: Image, actor: Actor, member: str) -> None:
-    if not policy.may(actor, image, Action.EDIT):
+    if not policy.can_share(actor, image, "delete_member"):
         raise Forbidden(f"You are not permitted to change the members of image {image.id}.")
     deleted, _ = image.members.filter(member=member).delete()
     if not deleted:

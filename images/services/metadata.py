@@ -57,10 +57,13 @@ def image_create(
     """Create an image record: `queued`, or straight to `active` when there is no
     data to wait for (size explicitly 0) or it lives elsewhere (an external location).
     """
-    if not policy.check_visibility(actor, visibility):
-        raise Forbidden("You are not authorized to create public images.")
     if owner is not None and owner != policy.project_of(actor) and not policy.can_set_owner(actor):
         raise Forbidden("You are not permitted to create images owned by another project.")
+    owner = owner if owner is not None else policy.project_of(actor)
+    if not policy.can_create(actor, owner, visibility):
+        raise Forbidden("You are not permitted to create images.")
+    if not policy.check_visibility(actor, visibility):
+        raise Forbidden(f"You are not authorized to create {visibility} images.")
     _check_disk_format(disk_format)
     if size not in (None, 0):
         raise InvalidInput("Only a size of 0 can be given on create; upload data to set it.")
@@ -71,7 +74,7 @@ def image_create(
     image = Image(
         **fields,
         name=name,
-        owner=owner if owner is not None else policy.project_of(actor),
+        owner=owner,
         visibility=visibility,
         protected=protected,
         os_hidden=os_hidden,
@@ -168,8 +171,9 @@ def image_update(
             changed = key in changes and changes[key] != getattr(fresh, key)
             if changed and fresh.status not in FORMAT_CHANGE_STATUSES:
                 raise Forbidden(f"Attribute {key} can be only replaced for a queued image.")
-        if "visibility" in changes and not policy.check_visibility(actor, changes["visibility"]):
-            raise Forbidden("You are not authorized to make images public.")
+        visibility = changes.get("visibility")
+        if visibility is not None and not policy.check_visibility(actor, visibility, fresh):
+            raise Forbidden(f"You are not authorized to make images {visibility}.")
         owner_changed = "owner" in changes and changes["owner"] != fresh.owner
         if owner_changed and not policy.can_set_owner(actor):
             raise Forbidden("Owner can't be updated by non admin.")
