@@ -221,7 +221,12 @@ def _scrub_batch(
                 if fresh.status == Status.PENDING_DELETE:
                     try:
                         _transition(
-                            fresh, "scrub", operation=Operation.SCRUB, actor=actor, history=history
+                            fresh,
+                            "scrub",
+                            operation=Operation.SCRUB,
+                            actor=actor,
+                            history=history,
+                            update_fields=["status", "updated_at"],
                         )
                     except InvalidTransition as exc:
                         outcomes[fresh.pk] = exc
