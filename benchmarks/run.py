@@ -1,7 +1,8 @@
 """`make bench`: the registry's speed, memory and scale, beside real Glance and the
 machine's own limits.
 
-    python -m benchmarks.run [--quick] [--only limits,upload,download,create,list,admin,scrub]
+    python -m benchmarks.run [--quick]
+                             [--only limits,upload,download,create,list,admin,scrub,auth]
                              [--db sqlite,postgres] [--repeat N] [--profile] [--no-glance]
 
 Everything runs on a scratch database and store in a temp dir, against the production
@@ -39,9 +40,13 @@ figures measured in the same run, so the machine's own speed (and noise) cancels
 --profile samples the gunicorn workers with py-spy during the 1 GiB curl upload and the
 limit=1000 list, and prints the hottest functions.
 
+"auth" is what Keystone mode costs a request (keystone_auth.py): a GET with a Django
+token beside the same GET with a cached Keystone token, and a new token's first use,
+against a real Keystone (the tests' harness; left out when its venv is not built).
+
 The measurements live beside this file: upload.py (and the machine's limits),
-download.py, listing.py (create, list, admin), glance_peer.py and glance_tasks.py
-(Glance); report.py makes the tables.
+download.py, listing.py (create, list, admin), keystone_auth.py, glance_peer.py and
+glance_tasks.py (Glance); report.py makes the tables.
 """
 
 import argparse
@@ -62,6 +67,7 @@ from benchmarks.common import MiB, Target, make_file, registry_target, task, tre
 from benchmarks.download import download_budgets, measure_download, measure_nginx
 from benchmarks.glance_peer import PROCESSES, pinned, running_glance
 from benchmarks.glance_tasks import glance_target
+from benchmarks.keystone_auth import measure_auth
 from benchmarks.listing import list_budgets, measure_admin, measure_create, measure_list
 from benchmarks.report import Results, log
 from benchmarks.upload import (
@@ -72,7 +78,7 @@ from benchmarks.upload import (
 )
 from tests.live import ROOT, running_registry, throwaway_postgres
 
-SECTIONS = ("limits", "upload", "download", "create", "list", "admin", "scrub")
+SECTIONS = ("limits", "upload", "download", "create", "list", "admin", "scrub", "auth")
 # The in-process steps (benchmarks/tasks.py) use Django's test client, whose host is
 # "testserver".
 SERVER_ENV = {"ALLOWED_HOSTS": "127.0.0.1,localhost,testserver"}
@@ -231,6 +237,8 @@ def main(argv=None) -> int:
                         # glance-scrubber takes minutes for 10,000 images: one run.
                         runs = repeat if target is ours else 1
                         measure_scrub(res, target, db, scrub_n, runs)
+        if "auth" in only:
+            measure_auth(res, tmp, repeat, total=requests * 20)
         if put_rates is not None:
             big = max(files, key=lambda k: files[k].stat().st_size)
             res.add("limits", f"storage.put in-process from file {big}", "MiB/s", put_rates)

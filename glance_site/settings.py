@@ -334,9 +334,12 @@ KEYSTONE_ROLE_GROUPS = dict(
         "KEYSTONE_ROLE_GROUPS", ["admin:Image administrators", "image_recovery:Recovery staff"]
     )
 )
+# An operator's policy.yaml over Glance's defaults (images/glance_rules.py).
 IMAGES_POLICY_FILE = (
     Path(os.environ["IMAGES_POLICY_FILE"]) if os.environ.get("IMAGES_POLICY_FILE") else None
 )
+if IMAGES_POLICY_FILE is not None and not IMAGES_POLICY_FILE.is_file():
+    raise ImproperlyConfigured(f"IMAGES_POLICY_FILE {IMAGES_POLICY_FILE} is not a file")
 if KEYSTONE_AUTHTOKEN:
     AUTHENTICATION_BACKENDS = ["images.keystone_accounts.KeystoneBackend"]
 

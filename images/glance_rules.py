@@ -16,7 +16,6 @@ import functools
 from collections.abc import Mapping
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
 from oslo_config import cfg
 from oslo_policy import policy as oslo_policy
 
@@ -82,18 +81,23 @@ def enforcer() -> oslo_policy.Enforcer:
     """One enforcer per process, with Glance's defaults and the operator's file."""
     conf = cfg.ConfigOpts()
     conf([], project="glance-registry", default_config_files=[], default_config_dirs=[])
+    defaults = [
+        oslo_policy.RuleDefault(name, check, scope_types=scope) for name, check, scope in RULES
+    ]
     path = settings.IMAGES_POLICY_FILE
-    if path is not None and not path.is_file():
-        raise ImproperlyConfigured(f"IMAGES_POLICY_FILE {path} is not a readable file.")
-    # Without a file, no file is looked for (oslo.policy would search config dirs).
-    rules = oslo_policy.Enforcer(
-        conf, policy_file=str(path) if path else None, use_conf=path is not None
-    )
+    if path is None:
+        # The defaults alone; with use_conf oslo.policy would look for a policy.yaml in
+        # ~ and /etc and apply whatever it found.
+        rules = oslo_policy.Enforcer(conf, use_conf=False)
+        rules.register_defaults(defaults)
+        rules.set_rules(
+            oslo_policy.Rules({rule.name: rule.check for rule in defaults}), use_conf=False
+        )
+        return rules
+    rules = oslo_policy.Enforcer(conf, policy_file=str(path), use_conf=True)
     conf.set_override("policy_dirs", [], group="oslo_policy")
     rules.suppress_default_change_warnings = True
-    rules.register_defaults(
-        [oslo_policy.RuleDefault(name, check, scope_types=scope) for name, check, scope in RULES]
-    )
+    rules.register_defaults(defaults)
     return rules
 
 
