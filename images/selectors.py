@@ -18,13 +18,15 @@ from images.policy import Actor
 def images_visible_to(
     actor: Actor, *, include_deleted: bool = False, include_scrubbed: bool = False
 ) -> QuerySet[Image]:
-    """Images the actor may read. `pending_delete` ones (with `include_deleted`) only
-    for those who may restore them; `deleted` ones (with `include_scrubbed` too) only
-    so that a restore can tell them it came too late; otherwise they are gone."""
+    """Images the actor may read. A shared image is readable by its members whatever
+    their answer to the offer, as in Glance (they need it to answer; only lists wait
+    for an acceptance). `pending_delete` ones (with `include_deleted`) only for those
+    who may restore them; `deleted` ones (with `include_scrubbed` too) only so that a
+    restore can tell them it came too late; otherwise they are gone."""
     live = _readable_by(
         actor,
         Image.objects.exclude(status__in=DELETED_STATUSES),
-        member_statuses=[MemberStatus.ACCEPTED],
+        member_statuses=MemberStatus.values,
         community=True,
     )
     if include_deleted and policy.can_restore(actor):
@@ -201,19 +203,6 @@ def image_members_visible_to(actor: Actor, image: Image) -> QuerySet[ImageMember
     if policy.can_manage(actor, image):
         return image.members.all()
     return image.members.filter(member=policy.project_of(actor))
-
-
-def image_get_offered(actor: Actor, image_id) -> Image:
-    """An image the actor may see, or a shared one offered to them (pending or
-    rejected too), so a member can answer the offer. Otherwise ImageNotFound."""
-    offered = ImageMember.objects.filter(member=policy.project_of(actor)).values("image")
-    images = Image.objects.exclude(status__in=DELETED_STATUSES).filter(
-        visibility=Visibility.SHARED, pk__in=offered
-    )
-    try:
-        return (images_visible_to(actor) | images).distinct().get(pk=image_id)
-    except (Image.DoesNotExist, ValidationError, ValueError):
-        raise ImageNotFound(f"No image found with ID {image_id}") from None
 
 
 def image_tags_and_properties(image_ids: list) -> tuple[dict, dict]:

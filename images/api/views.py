@@ -288,7 +288,7 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
     # --- members -----------------------------------------------------------------------------
 
     def _offered_image(self) -> Image:
-        image = selectors.image_get_offered(self.request.user, self.kwargs["pk"])
+        image = selectors.image_get_visible(self.request.user, self.kwargs["pk"])
         self._image = image
         return image
 
