@@ -158,12 +158,18 @@ def images_listed_for(
     `killed` images are never listed; deleted ones only for those who may restore.
     """
     images = Image.objects.exclude(status=Status.KILLED)
-    if not (include_deleted and policy.can_restore(actor)):
+    binned = include_deleted and policy.can_restore(actor)
+    if not binned:
         images = images.exclude(status__in=DELETED_STATUSES)
     if visibility not in (None, "all"):
         images = images.filter(visibility=visibility)
     statuses = MemberStatus.values if member_status == "all" else [member_status]
-    return _readable_by(actor, images, member_statuses=statuses, community=visibility is not None)
+    listed = _readable_by(actor, images, member_statuses=statuses, community=visibility is not None)
+    if binned and not policy.sees_all_images(actor):
+        # As in images_visible_to: the recycle bin is its keepers' to see whole,
+        # whoever owns an entry (a Keystone image_recovery holder is no admin).
+        return images.filter(Q(status__in=DELETED_STATUSES) | Q(pk__in=listed.values("pk")))
+    return listed
 
 
 @dataclass(frozen=True)
@@ -211,9 +217,14 @@ def image_get_offered(actor: Actor, image_id) -> Image:
         visibility=Visibility.SHARED, pk__in=offered
     )
     try:
-        return (images_visible_to(actor) | images).distinct().get(pk=image_id)
+        image = (images_visible_to(actor) | images).distinct().get(pk=image_id)
     except (Image.DoesNotExist, ValidationError, ValueError):
         raise ImageNotFound(f"No image found with ID {image_id}") from None
+    # As Glance's member API checks `get_image` first: a caller who may not read the
+    # image (a Keystone token with no reader role) finds no image, not a refusal.
+    if not policy.can_read(actor, image):
+        raise ImageNotFound(f"No image found with ID {image_id}")
+    return image
 
 
 def image_tags_and_properties(image_ids: list) -> tuple[dict, dict]:
