@@ -119,8 +119,14 @@ def can_list(actor: Actor) -> bool:
 
 
 def can_read(actor: Actor, image) -> bool:
-    """Glance's `get_image`, beyond what the visibility of the image already allows."""
+    """Glance's `get_image`, beyond what the visibility of the image already allows.
+
+    An image in the recycle bin is read by its keepers (`can_restore`) instead: the
+    bin is cloud-wide, so an image_recovery holder of project alpha restores beta's
+    private image, which `get_image` (a project rule) would hide from them."""
     if _keystone(actor):
+        if image.status in DELETED_STATUSES:
+            return can_restore(actor)
         return _rule(actor, "get_image", image)
     return True
 

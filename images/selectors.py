@@ -160,12 +160,18 @@ def images_listed_for(
     `killed` images are never listed; deleted ones only for those who may restore.
     """
     images = Image.objects.exclude(status=Status.KILLED)
-    if not (include_deleted and policy.can_restore(actor)):
+    binned = include_deleted and policy.can_restore(actor)
+    if not binned:
         images = images.exclude(status__in=DELETED_STATUSES)
     if visibility not in (None, "all"):
         images = images.filter(visibility=visibility)
     statuses = MemberStatus.values if member_status == "all" else [member_status]
-    return _readable_by(actor, images, member_statuses=statuses, community=visibility is not None)
+    listed = _readable_by(actor, images, member_statuses=statuses, community=visibility is not None)
+    if binned and not policy.sees_all_images(actor):
+        # As in images_visible_to: the recycle bin is its keepers' to see whole,
+        # whoever owns an entry (a Keystone image_recovery holder is no admin).
+        return images.filter(Q(status__in=DELETED_STATUSES) | Q(pk__in=listed.values("pk")))
+    return listed
 
 
 @dataclass(frozen=True)

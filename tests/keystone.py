@@ -6,9 +6,9 @@ configuration in a temporary directory.
 
 `running_keystone(tmp)` starts one and stops it (its process group, by PID) on exit;
 `provision(keystone, registry_url)` creates the cast the tests use -- projects alpha,
-beta and service, users alice, bob, rita, ursula, adam and glance, and the `image`
-service with its endpoints at the registry -- in one pass of HTTP calls from this
-process; `write_clouds_yaml` writes the clouds.yaml that openstacksdk and the `openstack`
+beta and service, users alice, bob, rita, ursula, adam, glance, sam and charlie, and
+the `image` service with its endpoints at the registry -- in one pass of HTTP calls
+from this process; `write_clouds_yaml` writes the clouds.yaml that openstacksdk and the `openstack`
 CLI read. No pytest here, as in tests/live.py: the fixtures are in
 tests/keystone_mode/conftest.py.
 
@@ -337,6 +337,9 @@ class Cloud:
 # Who is who: alice and bob are plain members of one project each, rita may also
 # recover images (image_recovery), ursula may only read, adam administers alpha, and
 # glance is the registry's service user (keystonemiddleware validates tokens with it).
+# sam holds only the `service` role and charlie only `creator`, a role Glance's rules
+# never name: Keystone scopes no token to a project without some role on it, so
+# charlie is how a caller with "no role" looks.
 CAST = {
     "alice": ("alpha", ("member",)),
     "bob": ("beta", ("member",)),
@@ -344,14 +347,17 @@ CAST = {
     "ursula": ("alpha", ("reader",)),
     "adam": ("alpha", ("admin",)),
     "glance": ("service", ("admin", "service")),
+    "sam": ("alpha", ("service",)),
+    "charlie": ("alpha", ("creator",)),
 }
 
 
 def provision(keystone: Keystone, registry_url: str) -> Cloud:
     """Create the cast in `keystone`: projects alpha, beta and service (domain Default),
-    the role image_recovery, the users of CAST with random passwords and their roles on
-    their projects, and the image service "glance" with public, internal and admin
-    endpoints at `registry_url` in RegionOne. HTTP calls as the bootstrap admin, on
+    the roles CAST names that bootstrap did not make (image_recovery, creator), the
+    users of CAST with random passwords and their roles on their projects, and the
+    image service "glance" with public, internal and admin endpoints at
+    `registry_url` in RegionOne. HTTP calls as the bootstrap admin, on
     one connection: about a second, where the openstack CLI takes half a minute."""
     session = requests.Session()
     session.headers["X-Auth-Token"] = keystone.admin_token().id
@@ -363,8 +369,9 @@ def provision(keystone: Keystone, registry_url: str) -> Cloud:
         return response.json() if response.content else {}
 
     roles = {role["name"]: role["id"] for role in call("GET", "/roles")["roles"]}
-    recovery = call("POST", "/roles", {"role": {"name": "image_recovery"}})
-    roles["image_recovery"] = recovery["role"]["id"]
+    # Bootstrap made admin, manager, member, reader and service; the cast needs more.
+    for name in sorted({role for _, names in CAST.values() for role in names} - set(roles)):
+        roles[name] = call("POST", "/roles", {"role": {"name": name}})["role"]["id"]
     projects = {}
     for name in ("alpha", "beta", "service"):
         body = {"project": {"name": name, "domain_id": DOMAIN}}

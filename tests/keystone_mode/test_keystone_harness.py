@@ -44,6 +44,9 @@ def test_keystone_password_login_lists_image_endpoint_at_registry(cloud):
         # Keystone's bootstrap makes admin imply manager, and manager member.
         ("adam", "alpha", ["admin", "manager", "member", "reader"]),
         ("glance", "service", ["admin", "manager", "member", "reader", "service"]),
+        # No implied roles: `service` and `creator` imply nothing.
+        ("sam", "alpha", ["service"]),
+        ("charlie", "alpha", ["creator"]),
     ],
 )
 def test_keystone_cast_has_roles_on_their_project(cloud, username, project, roles):
