@@ -1,7 +1,7 @@
 """How the admin shows an image's pieces: its name in a message, its status, its
-size, its times and its owner. Every page that shows one of these calls these functions, so
-"time left before the scrub" reads the same on the list, the recycle bin, the
-image page, the delete confirmation and the admin index."""
+size, its times and its owner. Every page that shows one of these calls these
+functions, so "time left before the scrub" reads the same on the list, the recycle
+bin, the image page, the delete confirmation and the admin index."""
 
 from datetime import datetime
 

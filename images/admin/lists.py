@@ -48,12 +48,13 @@ class OwnerFilter(admin.SimpleListFilter):
 
     def choices(self, changelist):
         keystone = display.keystone_mode()
+        value = (self.value() or "").strip()
         yield {
             "parameter": self.parameter_name,
             "value": self.value() or "",
             # Owners are projects in Keystone mode, usernames otherwise.
             "placeholder": "project id" if keystone else "username",
-            "project": keystone_accounts.project_name(self.value()) if keystone else None,
+            "project": keystone_accounts.project_name(value) if keystone else None,
             "clear": changelist.get_query_string(remove=[self.parameter_name]),
             "hidden": [
                 (key, value)
