@@ -1,10 +1,11 @@
 """How the admin shows an image's pieces: its name in a message, its status, its
-size and its times. Every page that shows one of these calls these functions, so
-"time left before the scrub" reads the same on the list, the recycle bin, the
-image page, the delete confirmation and the admin index."""
+size, its times and its owner. Every page that shows one of these calls these
+functions, so "time left before the scrub" reads the same on the list, the recycle
+bin, the image page, the delete confirmation and the admin index."""
 
 from datetime import datetime
 
+from django.conf import settings
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.formats import date_format
@@ -12,6 +13,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timeuntil
 
+from images import keystone_accounts
 from images.models import Image
 
 
@@ -44,3 +46,16 @@ def moment(when: datetime | None) -> str:
     if when is None:
         return "—"
     return f"{date_format(timezone.localtime(when), 'j M Y H:i T')} ({time_left(when)})"
+
+
+def keystone_mode() -> bool:
+    return bool(settings.KEYSTONE_AUTHTOKEN)
+
+
+def owner(owner_id: str | None) -> str:
+    """In Keystone mode an owner is a project id: 'alpha (f0a0…)', with the name Keystone
+    gives, or the id alone when it gives none (unknown project, Keystone down)."""
+    if not owner_id:
+        return "—"
+    name = keystone_accounts.project_name(owner_id) if keystone_mode() else None
+    return f"{name} ({owner_id})" if name else owner_id

@@ -20,12 +20,12 @@ from django.utils.html import format_html_join
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import SafeString, mark_safe
 
-from images import policy, selectors, services
+from images import keystone_accounts, policy, selectors, services
 from images.admin import display
 from images.admin.display import image_label
 from images.admin.forms import CHANGE_FIELDSETS, CREATE_FIELDSETS, READ_ONLY, ImageForm
 from images.admin.lifecycle import lifecycle_picture
-from images.admin.lists import DataCheckFilter, FastListMixin, OwnerFilter
+from images.admin.lists import DataCheckFilter, FastListMixin, OwnerFilter, OwnerProjectMixin
 from images.admin.outcomes import (
     REFUSED,
     attempt,
@@ -76,8 +76,25 @@ def attachment(image: Image, data: ImageData) -> HttpResponse:
     )
 
 
+def with_owner_project(fieldsets):
+    """The owner's project name on the owner's line (Keystone mode)."""
+    return [
+        (
+            title,
+            {
+                **options,
+                "fields": [
+                    ("owner", "project_name") if field == "owner" else field
+                    for field in options["fields"]
+                ],
+            },
+        )
+        for title, options in fieldsets
+    ]
+
+
 @admin.register(Image)
-class ImageAdmin(FastListMixin, admin.ModelAdmin):
+class ImageAdmin(OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
     form = ImageForm
     list_display = [
         "name",
@@ -130,6 +147,10 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
     def scrub_due(self, image: Image) -> str:
         return display.moment(selectors.scrub_due_at(image))
 
+    @admin.display(description="project")
+    def project_name(self, image: Image) -> str:
+        return keystone_accounts.project_name(image.owner) or "—"
+
     @admin.display(description="locations")
     def locations_display(self, image: Image) -> str:
         rows = [
@@ -150,12 +171,16 @@ class ImageAdmin(FastListMixin, admin.ModelAdmin):
         return format_html_join(mark_safe("<br>"), "{}={}", rows) if rows else "—"
 
     def get_fieldsets(self, request, obj=None):
-        return CHANGE_FIELDSETS if obj is not None else CREATE_FIELDSETS
+        if obj is None:
+            return CREATE_FIELDSETS
+        if display.keystone_mode():
+            return with_owner_project(CHANGE_FIELDSETS)
+        return CHANGE_FIELDSETS
 
     def get_readonly_fields(self, request, obj=None):
         if obj is None:
             return []
-        fixed = list(READ_ONLY)
+        fixed = [*READ_ONLY, "project_name"] if display.keystone_mode() else list(READ_ONLY)
         if obj.status not in services.FORMAT_CHANGE_STATUSES:
             fixed += ["disk_format", "container_format"]  # Glance: only before data exists
         return fixed

@@ -8,6 +8,9 @@ from django.core.paginator import Paginator
 from django.db.models import Q
 from django.utils.functional import cached_property
 
+from images import keystone_accounts
+from images.admin import display
+
 
 class CappedCountPaginator(Paginator):
     """Counts at most `cap` rows. A full COUNT(*) over 100,000+ images on every page
@@ -44,9 +47,14 @@ class OwnerFilter(admin.SimpleListFilter):
         return queryset.filter(owner=value.strip()) if value else queryset
 
     def choices(self, changelist):
+        keystone = display.keystone_mode()
+        value = (self.value() or "").strip()
         yield {
             "parameter": self.parameter_name,
             "value": self.value() or "",
+            # Owners are projects in Keystone mode, usernames otherwise.
+            "placeholder": "project id" if keystone else "username",
+            "project": keystone_accounts.project_name(value) if keystone else None,
             "clear": changelist.get_query_string(remove=[self.parameter_name]),
             "hidden": [
                 (key, value)
@@ -54,6 +62,20 @@ class OwnerFilter(admin.SimpleListFilter):
                 if key != self.parameter_name
             ],
         }
+
+
+class OwnerProjectMixin:
+    """In Keystone mode the owner column names the project beside its id."""
+
+    @admin.display(description="owner", ordering="owner")
+    def owner_project(self, image) -> str:
+        return display.owner(image.owner)
+
+    def get_list_display(self, request):
+        shown = list(super().get_list_display(request))
+        if display.keystone_mode():
+            shown[shown.index("owner")] = "owner_project"
+        return shown
 
 
 class DataCheckFilter(admin.SimpleListFilter):

@@ -12,7 +12,7 @@ from django.utils.safestring import SafeString
 
 from images import policy, selectors
 from images.admin import display
-from images.admin.lists import FastListMixin, OwnerFilter
+from images.admin.lists import FastListMixin, OwnerFilter, OwnerProjectMixin
 from images.admin.outcomes import confirmation_page, restore_selected, scrub_images
 from images.enums import Status
 from images.models import Image, PendingDeleteImage
@@ -38,7 +38,7 @@ def scrub_confirmation(
 
 
 @admin.register(PendingDeleteImage)
-class RecycleBinAdmin(FastListMixin, admin.ModelAdmin):
+class RecycleBinAdmin(OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
     """Restore one with its row's button, many with the action; superusers can
     scrub now. Read-only otherwise: the image page is where an image is edited."""
 
@@ -88,7 +88,7 @@ class RecycleBinAdmin(FastListMixin, admin.ModelAdmin):
         return super().changelist_view(request, {"title": "Recycle bin", **(extra_context or {})})
 
     def get_list_display(self, request):
-        shown = list(self.list_display)
+        shown = list(super().get_list_display(request))
         if not self.has_restore_permission(request):
             shown.remove("restore_button")
         return shown

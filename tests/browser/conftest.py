@@ -16,11 +16,16 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
+    skip_without_chromium()
+
+
+def skip_without_chromium() -> None:
     """No chromium: skip (fail with REQUIRE_BROWSER=1) before any fixture is set up.
 
     A check in a fixture comes too late: pytest-playwright's session-scoped `browser`
     fixture launches the browser first, and every test errored in that launch. Raised
-    here, the skip's location is this line, so `-ra` prints one line for all of them.
+    here, from a pytest_runtest_setup hook (this one, tests/keystone_mode's), the skip's
+    location is this line, so `-ra` prints one line for all of them.
     """
     if Path(CHROMIUM).exists():
         return

@@ -14,6 +14,13 @@ from urllib.parse import urlsplit
 
 import pytest
 
+# The browser tests' chromium, launched the same way (the fixtures pytest-playwright's
+# `page` asks for), and the same skip without it.
+from tests.browser.conftest import (  # noqa: F401
+    browser_context_args,
+    browser_type_launch_args,
+    skip_without_chromium,
+)
 from tests.keystone import Cloud, Keystone, provision, running_keystone, venv_problem
 from tests.live import Registry, free_port, running_registry
 
@@ -37,6 +44,8 @@ def pytest_runtest_setup(item):
         if os.environ.get("REQUIRE_KEYSTONE") == "1":
             pytest.fail(f"{problem} (REQUIRE_KEYSTONE=1)", pytrace=False)
         pytest.skip(problem)
+    if "page" in item.fixturenames:
+        skip_without_chromium()
 
 
 @pytest.fixture(scope="session")
