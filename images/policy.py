@@ -22,6 +22,7 @@ the operation would be allowed.
 from collections.abc import Iterator, Mapping
 from enum import StrEnum
 
+from django.conf import settings
 from django_fsm import can_proceed
 
 from images import glance_rules
@@ -58,7 +59,12 @@ def _has(actor: Actor, perm: str) -> bool:
 def project_of(actor: Actor) -> str | None:
     if isinstance(actor, KeystoneIdentity):
         return actor.project_id
-    return None if is_system(actor) else actor.get_username()
+    if is_system(actor) or settings.KEYSTONE_AUTHTOKEN:
+        # In Keystone mode projects are Keystone's ids, and a Django user (staff
+        # signed in to the admin) stands for no project: an image they create has
+        # no owner until they name one.
+        return None
+    return actor.get_username()
 
 
 def _owns(actor: Actor, image) -> bool:

@@ -125,6 +125,24 @@ def test_keystone_backend_refuses_a_wrong_password(cloud, keystone_settings, adm
 
 
 @pytest.mark.django_db
+def test_keystone_backend_refuses_the_registrys_service_user(cloud, keystone_settings, admin_roles):
+    # glance holds admin on its project (to validate tokens), which would otherwise
+    # make it an Image administrator.
+    assert "admin" in cloud.users["glance"].roles
+    assert sign_in(cloud, "glance") is None
+    assert not get_user_model().objects.filter(username="glance").exists()
+
+
+@pytest.mark.django_db
+def test_keystone_backend_staff_stand_for_no_project(cloud, keystone_settings, admin_roles):
+    from images import services
+
+    image = services.image_create(actor=sign_in(cloud, "adam"), name="made in the admin")
+
+    assert image.owner is None
+
+
+@pytest.mark.django_db
 def test_keystone_backend_refuses_when_keystone_is_down(cloud, keystone_down, admin_roles):
     assert sign_in(cloud, "adam") is None
 
