@@ -47,9 +47,10 @@ run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
 	$(PY) manage.py migrate --noinput -v0 || exit 1; \
 	$(PY) manage.py collectstatic --noinput -v0 || exit 1; \
 	$(PY) manage.py ensure_admin || exit 1; \
-	echo "Serving http://$(HOST):$(PORT)/admin/ and /v2/images (Ctrl-C stops the server and the scrubber)"; \
+	echo "Serving http://$(HOST):$(PORT)/admin/ and /v2/images (Ctrl-C stops the server, the scrubber and the import worker)"; \
 	$(PY) manage.py scrub_images --daemon & scrubber=$$!; \
-	trap 'kill $$scrubber 2>/dev/null' EXIT; \
+	$(PY) manage.py db_worker --interval 1 & worker=$$!; \
+	trap 'kill $$scrubber $$worker 2>/dev/null' EXIT; \
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(VENV)/bin/gunicorn -c glance_site/gunicorn.conf.py
 
 test: test-sqlite test-postgres test-keystone

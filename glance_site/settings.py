@@ -94,6 +94,7 @@ def env_choices(name: str, allowed: list[str], default: list[str]) -> list[str]:
 
 
 _DISK_FORMATS = ["ami", "ari", "aki", "vhd", "vhdx", "vmdk", "raw", "qcow2", "vdi", "iso", "ploop"]
+_IMPORT_METHODS = ["glance-direct", "web-download"]
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 
@@ -145,6 +146,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_tasks",
+    "django_tasks_db",
     "images",
 ]
 
@@ -274,6 +277,15 @@ IMAGES_DISK_FORMATS = env_choices("IMAGES_DISK_FORMATS", _DISK_FORMATS, _DISK_FO
 IMAGES_GPT_SAFETY_CHECKS_NONFATAL = env_choices(
     "IMAGES_GPT_SAFETY_CHECKS_NONFATAL", ["mbr", "gptmbr"], []
 )
+# Interoperable import (README "Import"): the work runs in `manage.py db_worker`
+# processes (django-tasks, its queue in this database), the task records Glance
+# clients read expire after IMAGES_TASK_TIME_TO_LIVE_HOURS (Glance's 48), and an
+# import whose worker stopped reporting for IMAGES_IMPORT_STALE_SECONDS is undone.
+IMAGES_IMPORT_METHODS = env_choices("IMAGES_IMPORT_METHODS", _IMPORT_METHODS, _IMPORT_METHODS)
+IMAGES_TASK_TIME_TO_LIVE_HOURS = env_int("IMAGES_TASK_TIME_TO_LIVE_HOURS", 48, minimum=1)
+IMAGES_IMPORT_STALE_SECONDS = env_int("IMAGES_IMPORT_STALE_SECONDS", 300, minimum=1)
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
 # Per user (per address when anonymous) and server process; far above what the glance
 # CLI, `make soak` or the tests send.
 IMAGES_API_RATE = env_rate("IMAGES_API_RATE", "6000/m")

@@ -82,4 +82,13 @@ class Operation(models.TextChoices):
     SCRUB = "scrub"
 
 
+class TaskStatus(models.TextChoices):
+    """A Glance task record's status (GET /v2/tasks), not an image's."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SUCCESS = "success"
+    FAILURE = "failure"
+
+
 SCRUBBER = "scrubber"  # the actor name recorded for the background passes

@@ -17,6 +17,7 @@ from images.enums import (
     MemberStatus,
     Operation,
     Status,
+    TaskStatus,
     Visibility,
 )
 from images.errors import InvalidInput, InvalidTransition
@@ -155,17 +156,35 @@ class Image(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=status, source=S.QUEUED, target=S.UPLOADING)
     def stage(self) -> None:
-        pass
+        self._require_formats()  # the staged bytes are inspected as they arrive
 
     @transition(field=status, source=[S.QUEUED, S.UPLOADING], target=S.IMPORTING)
     def begin_import(self) -> None:
         self._require_formats()
 
     @transition(field=status, source=S.IMPORTING, target=S.ACTIVE)
-    def finish_import(self, *, size: int, checksum: str, os_hash_algo: str, os_hash_value: str):
+    def finish_import(
+        self,
+        *,
+        size: int,
+        checksum: str,
+        os_hash_algo: str,
+        os_hash_value: str,
+        virtual_size: int | None = None,
+        data_format: str = "",
+        disk_format: str | None = None,
+    ):
+        """`disk_format`: what the data was converted to on the way, if it was."""
         self._record_data(
-            size=size, checksum=checksum, os_hash_algo=os_hash_algo, os_hash_value=os_hash_value
+            size=size,
+            checksum=checksum,
+            os_hash_algo=os_hash_algo,
+            os_hash_value=os_hash_value,
+            virtual_size=virtual_size,
+            data_format=data_format,
         )
+        if disk_format:
+            self.disk_format = disk_format
 
     @transition(field=status, source=[S.UPLOADING, S.IMPORTING], target=S.QUEUED)
     def abort_import(self) -> None:
@@ -303,6 +322,61 @@ class ImageTransition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.source or '∅'} → {self.target} ({self.operation})"
+
+
+class ImageTask(ConcurrentTransitionMixin, models.Model):
+    """A Glance task record (`GET /v2/tasks/{id}`): one interoperable import, from
+    the request that asked for it to the worker's outcome. The work itself runs in a
+    django-tasks worker; this row is what Glance clients see of it, and its
+    heartbeat is how the scrubber's janitor knows the worker is still alive."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=32, default="api_image_import")
+    status = FSMField(
+        default=TaskStatus.PENDING, choices=TaskStatus.choices, protected=True, max_length=16
+    )
+    image = models.ForeignKey(
+        Image, on_delete=models.SET_NULL, null=True, blank=True, related_name="tasks"
+    )
+    input = models.JSONField(default=dict)
+    result = models.JSONField(null=True, blank=True)
+    message = models.TextField(blank=True)
+    owner = models.CharField(max_length=255, null=True, blank=True)
+    user_id = models.CharField(max_length=255, blank=True)
+    request_id = models.CharField(max_length=64, blank=True)
+    worker = models.CharField(max_length=255, blank=True, help_text="host:pid running it")
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "heartbeat_at"], name="task_status_idx"),
+            models.Index(fields=["expires_at"], name="task_expires_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id} ({self.status})"
+
+    @transition(field=status, source=TaskStatus.PENDING, target=TaskStatus.PROCESSING)
+    def start(self, *, worker: str, now) -> None:
+        self.worker = worker
+        self.heartbeat_at = now
+
+    @transition(field=status, source=TaskStatus.PROCESSING, target=TaskStatus.SUCCESS)
+    def succeed(self, *, result: dict, expires_at) -> None:
+        self.result = result
+        self.message = ""
+        self.expires_at = expires_at
+
+    @transition(
+        field=status, source=[TaskStatus.PENDING, TaskStatus.PROCESSING], target=TaskStatus.FAILURE
+    )
+    def fail(self, *, message: str, expires_at) -> None:
+        self.message = message
+        self.expires_at = expires_at
 
 
 class PendingDeleteImage(Image):

@@ -11,7 +11,7 @@ from django.db.models import CharField, Count, Exists, F, Func, OuterRef, Q, Que
 from images import policy
 from images.enums import DELETED_STATUSES, LocationStatus, MemberStatus, Status, Visibility
 from images.errors import ImageNotFound
-from images.models import Image, ImageLocation, ImageMember, ImageProperty, ImageTag
+from images.models import Image, ImageLocation, ImageMember, ImageProperty, ImageTag, ImageTask
 from images.policy import Actor
 
 
@@ -223,3 +223,11 @@ def image_tags_and_properties(image_ids: list) -> tuple[dict, dict]:
     for image_id, name, value in rows.values_list("image_id", "name", "value"):
         properties[image_id][name] = value
     return tags, properties
+
+
+def tasks_visible_to(actor: Actor) -> QuerySet[ImageTask]:
+    """Task records: a project's own, and all of them for those who see all images."""
+    tasks = ImageTask.objects.all()
+    if policy.sees_all_images(actor):
+        return tasks
+    return tasks.filter(owner=policy.project_of(actor), owner__isnull=False)

@@ -40,9 +40,15 @@ def object_name(image_id) -> str:
     return str(image_id)
 
 
-def partial_name(image_id) -> str:
+def partial_name(image_id, name: str | None = None) -> str:
     """Where an upload in progress writes, on stores that can rename."""
-    return f"{image_id}.partial"
+    return f"{name or object_name(image_id)}.partial"
+
+
+def staged_name(image_id) -> str:
+    """Data staged for an import (PUT /stage): in the store, so that a worker on any
+    node can import it."""
+    return f"{image_id}.staged"
 
 
 def local_path(name: str) -> str | None:
@@ -97,8 +103,10 @@ def put(
     on_limit: Callable[[int], Exception],
     on_progress: Callable[[int], None] | None = None,
     inspection: Inspection | None = None,
+    name: str | None = None,
 ) -> StoredData:
-    """Store the stream as the image's data, or raise and leave nothing behind.
+    """Store the stream as the image's data (or under `name`, e.g. staged data), or
+    raise and leave nothing behind.
 
     With an `inspection`, every chunk is inspected as it is hashed; its refusal
     stops the upload there.
@@ -115,8 +123,8 @@ def put(
         inspection=inspection,
     )
     try:
-        final = object_name(image_id)
-        partial_path = local_path(partial_name(image_id))
+        final = name or object_name(image_id)
+        partial_path = local_path(partial_name(image_id, final))
         if partial_path is None:
             return _put_to_object_store(ingest, final)
         return _put_to_filesystem(ingest, final, partial_path)
@@ -229,9 +237,9 @@ def delete(name: str) -> None:
     store().delete(name)
 
 
-def delete_partial(image_id) -> None:
-    """Remove whatever an interrupted upload of this image left behind."""
-    path = local_path(partial_name(image_id))
+def delete_partial(image_id, name: str | None = None) -> None:
+    """Remove whatever an interrupted upload of this image (to `name`) left behind."""
+    path = local_path(partial_name(image_id, name))
     if path is not None:
         _remove_file(path)
 

@@ -277,3 +277,31 @@ def running_registry(
                 proc.wait()
         if drop is not None:
             drop()
+
+
+@contextlib.contextmanager
+def running_worker(
+    registry: Registry, *, log_name: str = "worker.log"
+) -> Iterator[subprocess.Popen]:
+    """A `manage.py db_worker` (django-tasks) beside the server, on its database and
+    store, as `make run` starts one; stopped (TERM, then KILL) on exit. A test may
+    SIGKILL it itself to play a worker that died."""
+    log = registry.log.parent / log_name
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "python"), "manage.py", "db_worker", "--interval", "0.2"],
+            cwd=ROOT,
+            env=registry.env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -8,6 +8,7 @@ from rest_framework import permissions, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from images import services
 from images.api import schemas
 
 API_VERSIONS = ["v2.7", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
@@ -56,11 +57,16 @@ class SchemaView(RequestIdMixin, APIView):
 
 
 class InfoImportView(RequestIdMixin, APIView):
-    """Interoperable import is not supported: the list of methods is empty."""
+    """The import methods this registry runs (IMAGES_IMPORT_METHODS)."""
 
     @extend_schema(responses=dict)
     def get(self, request):
-        return Response({"import-methods": {"type": "array", "value": []}})
+        methods = {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": services.import_methods(),
+        }
+        return Response({"import-methods": methods})
 
 
 class InfoStoresView(RequestIdMixin, APIView):

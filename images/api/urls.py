@@ -3,10 +3,11 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from images.api import discovery, views
+from images.api import discovery, imports, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("images", views.ImageViewSet, basename="image")
+router.register("tasks", imports.TaskViewSet, basename="task")
 
 urlpatterns = [
     *[

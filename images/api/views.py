@@ -18,6 +18,7 @@ from images.api import filters, openapi
 from images.api.discovery import RequestIdMixin
 from images.api.downloads import ImageDataResponse, byte_range
 from images.api.errors import error_response
+from images.api.imports import IMPORT_METHODS_HEADER, ImportActions
 from images.api.parsers import (
     GlanceJSONParser,
     JSONPatch20Parser,
@@ -56,7 +57,7 @@ ACTION_LINKS = [
 FORM_ACTIONS = {"DELETE": Action.DELETE, "PATCH": Action.EDIT, "PUT": Action.UPLOAD}
 
 
-class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
+class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
     """Images: list and create them; show, patch and delete one.
 
     PATCH takes `application/openstack-images-v2.1-json-patch` (or v2.0), e.g.
@@ -168,8 +169,12 @@ class ImageViewSet(RequestIdMixin, viewsets.GenericViewSet):
         if "id" in fields:
             fields["image_id"] = fields.pop("id")
         image = services.image_create(actor=request.user, **fields)
-        location = request.build_absolute_uri(image_path(image.pk))
-        return self._show(image, status.HTTP_201_CREATED, headers={"Location": location})
+        headers = {
+            "Location": request.build_absolute_uri(image_path(image.pk)),
+            # openstacksdk and the openstack CLI read how this image may be imported.
+            IMPORT_METHODS_HEADER: ",".join(services.import_methods()),
+        }
+        return self._show(image, status.HTTP_201_CREATED, headers=headers)
 
     # --- one image -------------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ One module per concern; callers import from this package (``services.image_delet
 - ``metadata``      image_create, image_update, image_add_tag, image_remove_tag
 - ``members``       image_member_add, image_member_update, image_member_remove
 - ``data``          image_upload, image_download
+- ``imports``       image_stage, image_import, import_run (the worker's side),
+                    imports_reap_stale, tasks_purge_expired
 - ``activation``    image_deactivate, image_reactivate
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
 - ``janitor``       images_scrub_due, images_kill_stale_uploads, images_purge, scrubber_pass
@@ -30,6 +32,14 @@ from images.services.deletion import (
     image_delete_preview,
     image_restore,
     image_scrub,
+)
+from images.services.imports import (
+    image_import,
+    image_stage,
+    import_methods,
+    import_run,
+    imports_reap_stale,
+    tasks_purge_expired,
 )
 from images.services.janitor import (
     SCRUB_BATCH,
@@ -79,6 +89,7 @@ __all__ = [
     "image_delete",
     "image_delete_preview",
     "image_download",
+    "image_import",
     "image_inspect",
     "image_member_add",
     "image_member_remove",
@@ -87,12 +98,17 @@ __all__ = [
     "image_remove_tag",
     "image_restore",
     "image_scrub",
+    "image_stage",
     "image_update",
     "image_upload",
     "images_kill_stale_uploads",
     "images_purge",
     "images_scrub_due",
     "images_to_inspect",
+    "import_methods",
+    "import_run",
+    "imports_reap_stale",
     "scrubber_pass",
     "store_verify",
+    "tasks_purge_expired",
 ]

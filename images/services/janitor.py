@@ -15,6 +15,7 @@ from images.models import Image
 from images.services._transitions import _lock, _transition
 from images.services.data import _discard
 from images.services.deletion import _remove_location_data, _scrub_batch
+from images.services.imports import imports_reap_stale, tasks_purge_expired
 
 # The package's logger, as before the split, so log lines keep saying images.services.
 logger = logging.getLogger(__package__)
@@ -30,7 +31,9 @@ class ScrubReport:
     failed: list = field(default_factory=list)
     swept: list = field(default_factory=list)
     killed: list = field(default_factory=list)
+    imports_undone: list = field(default_factory=list)  # images whose import's worker died
     purged: int = 0
+    tasks_purged: int = 0
 
 
 def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
@@ -108,6 +111,8 @@ def scrubber_pass(*, now=None) -> ScrubReport:
     """One pass of everything the scrubber daemon does."""
     now = now or timezone.now()
     report = images_kill_stale_uploads(now=now)
+    report.imports_undone = imports_reap_stale(now=now)
     images_scrub_due(now=now, report=report)
     report.purged = images_purge(now=now)
+    report.tasks_purged = tasks_purge_expired(now=now)
     return report

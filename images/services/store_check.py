@@ -24,7 +24,8 @@ def store_verify(*, rehash: bool = False, remove_orphans: bool = False) -> Store
     checksum mismatches. With `remove_orphans`, orphaned bytes are removed.
 
     Bytes count as owned while a location that is not yet `deleted` points at them,
-    and a `.partial` file while its image is `saving` (an upload in progress).
+    a `.partial` file while its image is `saving` (an upload in progress), and staged
+    data (and its `.partial`) while its image is being staged or imported.
     """
     report = StoreReport()
     names = storage.list_names()
@@ -37,6 +38,10 @@ def store_verify(*, rehash: bool = False, remove_orphans: bool = False) -> Store
         storage.partial_name(pk)
         for pk in Image.objects.filter(status=Status.SAVING).values_list("pk", flat=True)
     }
+    importing = Image.objects.filter(status__in=[Status.UPLOADING, Status.IMPORTING])
+    for pk in importing.values_list("pk", flat=True):
+        staged = storage.staged_name(pk)
+        uploading |= {staged, storage.partial_name(pk, staged), storage.partial_name(pk)}
     report.orphans = [name for name in names if name not in owned and name not in uploading]
 
     present = set(names)

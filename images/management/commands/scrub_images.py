@@ -33,7 +33,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"scrubbed {len(report.scrubbed)}, failed {len(report.failed)}, "
                 f"finished deletes {len(report.swept)}, killed stale uploads "
-                f"{len(report.killed)}, purged {report.purged}"
+                f"{len(report.killed)}, undid abandoned imports {len(report.imports_undone)}, "
+                f"purged {report.purged}, expired tasks {report.tasks_purged}"
             )
             for image_id in report.failed:
                 self.stderr.write(f"image {image_id}: data removal failed; will retry")
