@@ -286,6 +286,17 @@ IMAGES_TASK_TIME_TO_LIVE_HOURS = env_int("IMAGES_TASK_TIME_TO_LIVE_HOURS", 48, m
 IMAGES_IMPORT_STALE_SECONDS = env_int("IMAGES_IMPORT_STALE_SECONDS", 300, minimum=1)
 TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
 
+# Interoperable import's conversion (images/conversion.py), Glance's [image_conversion]
+# output_format: one of the formats its plugin writes that the registry accepts, e.g.
+# raw for Ceph; empty converts nothing.
+_CONVERT_TARGETS = [f for f in ("raw", "qcow2", "vmdk") if f in IMAGES_DISK_FORMATS]
+IMAGES_IMPORT_CONVERT_TO = os.environ.get("IMAGES_IMPORT_CONVERT_TO", "").strip()
+if IMAGES_IMPORT_CONVERT_TO and IMAGES_IMPORT_CONVERT_TO not in _CONVERT_TARGETS:
+    raise ImproperlyConfigured(
+        f"IMAGES_IMPORT_CONVERT_TO must be empty or one of {', '.join(_CONVERT_TARGETS)} "
+        f"(written by qemu-img and in IMAGES_DISK_FORMATS), got {IMAGES_IMPORT_CONVERT_TO!r}"
+    )
+IMAGES_QEMU_IMG = os.environ.get("IMAGES_QEMU_IMG", "qemu-img")
 # Per user (per address when anonymous) and server process; far above what the glance
 # CLI, `make soak` or the tests send.
 IMAGES_API_RATE = env_rate("IMAGES_API_RATE", "6000/m")
