@@ -5,6 +5,7 @@ transaction commits, so a test sees the worker's outcome; tests/test_import_work
 runs the real `db_worker` processes."""
 
 import hashlib
+import subprocess
 from datetime import timedelta
 from http import HTTPStatus
 
@@ -283,3 +284,41 @@ def test_import_of_an_image_deleted_meanwhile_fails_the_task(
     assert task.status == TaskStatus.FAILURE
     assert Image.objects.get(pk=queued.pk).status == Status.DELETED
     assert files_in(image_store) == []
+
+
+def test_import_quota_does_not_count_the_staged_copy_twice(
+    client, queued, payload, settings, image_store, run_jobs
+):
+    settings.IMAGES_USER_STORAGE_QUOTA = len(payload) + 10
+    stage(client, queued.pk, payload)
+
+    run_jobs(lambda: start_import(client, queued.pk))
+
+    queued.refresh_from_db()
+    assert queued.status == Status.ACTIVE
+
+
+def test_import_converts_to_the_operators_format(
+    client, settings, image_store, run_jobs, disk_images, tmp_path
+):
+    settings.IMAGES_IMPORT_CONVERT_TO = "raw"
+    qcow2 = disk_images["qcow2"]
+    image_id = create(client, name="c", disk_format="qcow2", container_format="bare").json()["id"]
+    stage(client, image_id, qcow2.path.read_bytes())
+
+    run_jobs(lambda: start_import(client, image_id))
+
+    image = Image.objects.get(pk=image_id)
+    stored = image_store / str(image_id)
+    assert (image.status, image.disk_format, image.data_format) == (Status.ACTIVE, "raw", "raw")
+    assert properties(image) == {"os_glance_original_disk_format": "qcow2"}
+    assert image.size == stored.stat().st_size == qcow2.virtual_size
+    assert image.os_hash_value == hashlib.sha512(stored.read_bytes()).hexdigest()
+    # The guest sees the same disk (qemu-img compares contents, not containers).
+    compared = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "raw", str(qcow2.path), str(stored)],
+        capture_output=True,
+        text=True,
+    )
+    assert compared.returncode == 0, compared.stdout + compared.stderr
+    assert files_in(image_store) == [str(image_id)]

@@ -20,15 +20,18 @@
 
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from images import policy, remote, storage
+from images import conversion, policy, remote, selectors, storage
 from images.enums import Operation, Status, TaskStatus
 from images.errors import Conflict, Forbidden, ImageGone, ImageNotFound, InvalidInput
 from images.inspection import Inspection
@@ -44,6 +47,8 @@ IMPORT_TASK = "os_glance_import_task"
 IMPORTING_TO = "os_glance_importing_to_stores"
 FAILED_IMPORT = "os_glance_failed_import"
 STAGE_HOST = "os_glance_stage_host"
+# Ours: what an image was before the import converted it (IMAGES_IMPORT_CONVERT_TO).
+ORIGINAL_FORMAT = "os_glance_original_disk_format"
 STORE_ID = "default"  # the one store; Glance's name for it without multi-store
 
 HEARTBEAT_SECONDS = 10.0
@@ -227,7 +232,12 @@ def import_run(task_id) -> None:
     try:
         if image is None or image.status != Status.IMPORTING:
             raise ImageGone(f"Image {task.input['image_id']} is gone; nothing to import.")
-        stored = _fetch(image, method, _Heartbeat(task.pk, image.pk))
+        heartbeat = _Heartbeat(task.pk, image.pk)
+        stored = _fetch(image, method, heartbeat)
+        original_format = None
+        if _converting(image):
+            original_format = image.disk_format
+            stored = _convert(image, stored, heartbeat)
     except BaseException as exc:
         error = _store_error(exc)
         storage.delete_partial(task.input["image_id"])
@@ -236,7 +246,7 @@ def import_run(task_id) -> None:
             raise  # SystemExit, KeyboardInterrupt: the worker is stopping
         return
     try:
-        _activate(task.pk, stored)
+        _activate(task.pk, stored, original_format=original_format)
     except BaseException as exc:
         _discard(stored.name)
         _fail(task.pk, f"recording the import failed: {exc}")
@@ -244,8 +254,20 @@ def import_run(task_id) -> None:
             raise
 
 
+def _limit(image: Image) -> tuple[int, str]:
+    """The bytes this import may bring: the quota counts the image's own staged size
+    already, which the import replaces."""
+    cap, quota = settings.IMAGES_SIZE_CAP, settings.IMAGES_USER_STORAGE_QUOTA
+    if quota:
+        others = selectors.owner_storage_used(image.owner) - (image.size or 0)
+        remaining = max(quota - others, 0)
+        if remaining < cap:
+            return remaining, "quota"
+    return cap, "cap"
+
+
 def _fetch(image: Image, method: dict, heartbeat: _Heartbeat) -> storage.StoredData:
-    limit, kind = _upload_limit(image.owner)
+    limit, kind = _limit(image)
     common = {
         "limit": limit,
         "on_limit": _too_large(kind, limit),
@@ -262,7 +284,37 @@ def _fetch(image: Image, method: dict, heartbeat: _Heartbeat) -> storage.StoredD
         return storage.put(image.pk, source, declared_size=size, **common)
 
 
-def _activate(task_id, stored: storage.StoredData) -> None:
+def _converting(image: Image) -> bool:
+    target = settings.IMAGES_IMPORT_CONVERT_TO
+    return bool(target) and image.disk_format not in (target, "iso")
+
+
+def _convert(image: Image, stored: storage.StoredData, heartbeat) -> storage.StoredData:
+    """The stored (inspected) data converted to IMAGES_IMPORT_CONVERT_TO, stored in its
+    place, hashed and inspected again as the target format."""
+    target = settings.IMAGES_IMPORT_CONVERT_TO
+    with tempfile.TemporaryDirectory(prefix="import-") as work:
+        source = storage.local_path(stored.name)
+        if source is None:  # an object store: the bytes come down to a local file
+            source = os.path.join(work, "source")
+            with storage.open_data(stored.name) as data, open(source, "wb") as out:
+                shutil.copyfileobj(data, out, storage.CHUNK_SIZE)
+        converted = conversion.convert(Path(source), image.disk_format, target, Path(work))
+        heartbeat(0)
+        limit, kind = _limit(image)
+        with open(converted.path, "rb") as data:
+            return storage.put(
+                image.pk,
+                data,
+                declared_size=os.path.getsize(converted.path),
+                limit=limit,
+                on_limit=_too_large(kind, limit),
+                on_progress=heartbeat,
+                inspection=Inspection(target, image.container_format),
+            )
+
+
+def _activate(task_id, stored: storage.StoredData, *, original_format: str | None = None) -> None:
     with transaction.atomic():
         task = ImageTask.objects.select_for_update().get(pk=task_id)
         image = _lock(task.image_id)
@@ -281,8 +333,11 @@ def _activate(task_id, stored: storage.StoredData) -> None:
             os_hash_value=stored.os_hash_value,
             virtual_size=verdict.virtual_size if verdict else None,
             data_format=verdict.detected if verdict else "",
+            disk_format=settings.IMAGES_IMPORT_CONVERT_TO if original_format else None,
         )
         ImageLocation.objects.create(image=image, url=stored.name, in_store=True)
+        if original_format:
+            _set_property(image, ORIGINAL_FORMAT, original_format)
         _drop_properties(image, IMPORT_TASK, IMPORTING_TO, STAGE_HOST)
         task.succeed(result={"image_id": str(image.pk)}, expires_at=_expiry())
         task.save()
