@@ -25,7 +25,8 @@ The rules, Glance's `[import_filtering_opts]` (settings IMAGES_WEB_DOWNLOAD_*):
   so a denied address cannot be reached through a name (stricter than Glance).
 - Addresses: unless the URL's host is in ALLOWED_HOSTS, it is refused if any address
   it resolves to is not public (private, loopback, link-local, multicast, reserved,
-  unspecified, shared 100.64/10, or an IPv4-mapped IPv6 form of one of those).
+  unspecified, shared 100.64/10, or an IPv6 form of one of those: IPv4-mapped,
+  NAT64's 64:ff9b::/96, 6to4).
 - Ports: ALLOWED_PORTS (default 80, 443) or, when it is empty, DISALLOWED_PORTS. The
   port checked is the one connected to, the scheme's default when the URL names none
   (Glance checks only a port written in the URL). Listing a host does not exempt it
@@ -86,6 +87,7 @@ _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 # already there); anything else (spaces, non-ASCII) is percent-encoded.
 _TARGET_SAFE = "!#$%&'()*+,/:;=?@[]~"
 _USER_AGENT = "glance-registry web-download"
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class RemoteRefused(InvalidInput):
@@ -116,11 +118,14 @@ class _Target:
 
 
 def check_url(url: str) -> None:
+    """Raise RemoteRefused unless the operator's rules let the registry fetch `url`."""
     _checked(url)
 
 
 @contextmanager
 def open_remote(url: str) -> Iterator[RemoteStream]:
+    """The body of `url`, after its checks and those of each redirect; the connection
+    is closed when the block ends."""
     target = _checked(url)
     for _hop in range(MAX_REDIRECTS + 1):
         connection = _connect(target)
@@ -156,7 +161,7 @@ class _HTTPStream:
         self.url = target.url
         self.received = 0
 
-    def readinto(self, buffer) -> int:
+    def readinto(self, buffer: bytearray | memoryview) -> int:
         try:
             n = self._response.readinto(buffer)
         except (OSError, http.client.HTTPException, ValueError) as exc:
@@ -269,9 +274,14 @@ def _resolve(host: str, port: int, refused: str) -> tuple[str, ...]:
 
 def _non_public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """What makes the address one not to fetch from, or None for a public one."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        # The kernel connects ::ffff:127.0.0.1 to 127.0.0.1.
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address):
+        # IPv6 forms that reach an IPv4 address: the kernel connects ::ffff:10.0.0.1
+        # to 10.0.0.1, a NAT64 gateway 64:ff9b::a00:1, a 6to4 relay 2002:a00:1::.
+        embedded = address.ipv4_mapped or address.sixtofour
+        if address in _NAT64:
+            embedded = ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        if embedded is not None:
+            address = embedded
     for kind, is_kind in (
         ("loopback", address.is_loopback),
         ("link-local", address.is_link_local),

@@ -3,7 +3,9 @@ refuses (before connecting), and how a broken transfer ends."""
 
 import gzip
 import os
+import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -111,8 +113,10 @@ class Server:
 
 
 @contextmanager
-def _serving() -> Iterator[Server]:
+def _serving(tls: ssl.SSLContext | None = None) -> Iterator[Server]:
     httpd = _Server(("127.0.0.1", 0), _Handler)
+    if tls is not None:
+        httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
     httpd.requests = []
     thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
@@ -330,6 +334,45 @@ def test_open_remote_tries_the_next_checked_address(origin, settings, resolver):
         assert _read_all(stream) == BODY
 
 
+@pytest.fixture
+def tls_origin(tmp_path, settings, resolver) -> Iterator[tuple[Server, Path]]:
+    """An https server whose certificate names mirror.test, a name resolving to it;
+    and the certificate, for a trust store."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    request = "req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=mirror.test"
+    name = "subjectAltName=DNS:mirror.test"
+    subprocess.run(
+        ["openssl", *request.split(), "-addext", name, "-keyout", key, "-out", cert],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    answers, _ = resolver
+    answers["mirror.test"] = [["127.0.0.1"]]
+    with _serving(tls=context) as server:
+        settings.IMAGES_WEB_DOWNLOAD_ALLOWED_HOSTS = ["mirror.test"]
+        settings.IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS = [server.port]
+        yield server, cert
+
+
+def test_open_remote_https_checks_the_certificate_for_the_name(tls_origin, monkeypatch):
+    server, cert = tls_origin
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    url = f"https://mirror.test:{server.port}/image"
+    with open_remote(url) as stream:
+        assert _read_all(stream) == BODY
+
+
+def test_open_remote_https_refuses_an_untrusted_certificate(tls_origin):
+    server, _ = tls_origin
+    url = f"https://mirror.test:{server.port}/image"
+    with pytest.raises(RemoteError, match="certificate verification failed"), open_remote(url):
+        pass
+
+
 # Checking
 
 
@@ -339,6 +382,9 @@ def test_open_remote_tries_the_next_checked_address(origin, settings, resolver):
         ("http://127.0.0.1/", "127.0.0.1 is a loopback address"),
         ("http://[::1]/", "::1 is a loopback address"),
         ("http://[::ffff:127.0.0.1]/", "::ffff:7f00:1 is a loopback address"),
+        ("http://[64:ff9b::a00:1]/", "64:ff9b::a00:1 is a private address"),
+        ("http://[2002:a9fe:a9fe::]/", "2002:a9fe:a9fe:: is a link-local address"),
+        ("http://[fd00::1]/", "fd00::1 is a private address"),
         ("http://localhost/", "localhost resolves to a loopback address"),
         ("http://10.0.0.1/", "10.0.0.1 is a private address"),
         ("http://192.168.1.1/", "192.168.1.1 is a private address"),
@@ -355,8 +401,9 @@ def test_check_url_refuses_non_public_addresses_by_default(url, reason):
     assert refused.value.message == f"URL {url} refused: {reason}"
 
 
-def test_check_url_accepts_a_public_address():
-    check_url("https://93.184.216.34/images/cirros.img?x=1")
+@pytest.mark.parametrize("host", ["93.184.216.34", "[2606:2800:220:1::]", "[64:ff9b::5db8:d822]"])
+def test_check_url_accepts_a_public_address(host):
+    check_url(f"https://{host}/images/cirros.img?x=1")
 
 
 def test_check_url_refuses_a_name_if_any_address_is_not_public(resolver):
