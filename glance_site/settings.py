@@ -6,6 +6,7 @@ with a silently wrong configuration.
 """
 
 import configparser
+import ipaddress
 import os
 import re
 from pathlib import Path
@@ -297,6 +298,64 @@ if IMAGES_IMPORT_CONVERT_TO and IMAGES_IMPORT_CONVERT_TO not in _CONVERT_TARGETS
         f"(written by qemu-img and in IMAGES_DISK_FORMATS), got {IMAGES_IMPORT_CONVERT_TO!r}"
     )
 IMAGES_QEMU_IMG = os.environ.get("IMAGES_QEMU_IMG", "qemu-img")
+# What web-download may fetch (images/remote.py), Glance's [import_filtering_opts]: an
+# allow list, when set, wins over its deny list; ALLOWED_HOSTS also admits private hosts.
+_HOST_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
+
+
+def _web_download_schemes(name: str, default: list[str]) -> list[str]:
+    schemes = [scheme.lower() for scheme in env_list(name, default)]
+    unknown = [scheme for scheme in schemes if scheme not in ("http", "https")]
+    if unknown and name.endswith("_ALLOWED_SCHEMES"):
+        # Glance, too, fetches nothing else (validate_location_uri).
+        raise ImproperlyConfigured(f"{name} may list only http and https, got {', '.join(unknown)}")
+    return schemes
+
+
+def _web_download_ports(name: str, default: list[int]) -> list[int]:
+    if name not in os.environ:
+        return default
+    raw = env_list(name, [])
+    if not all(port.isdigit() and 1 <= int(port) <= 65535 for port in raw):
+        raise ImproperlyConfigured(
+            f"{name} must be comma-separated port numbers (1-65535), got {os.environ[name]!r}"
+        )
+    return [int(port) for port in raw]
+
+
+def _web_download_hosts(name: str) -> list[str]:
+    hosts = []
+    for raw in env_list(name, []):
+        host = raw.lower().removeprefix("[").removesuffix("]").removesuffix(".")
+        try:
+            hosts.append(str(ipaddress.ip_address(host)))
+            continue
+        except ValueError:
+            pass
+        if not _HOST_NAME.fullmatch(host) or host.rsplit(".", 1)[-1].isdigit():
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated host names or IP addresses, got {raw!r}"
+            )
+        hosts.append(host)
+    return hosts
+
+
+IMAGES_WEB_DOWNLOAD_ALLOWED_SCHEMES = _web_download_schemes(
+    "IMAGES_WEB_DOWNLOAD_ALLOWED_SCHEMES", ["http", "https"]
+)
+IMAGES_WEB_DOWNLOAD_DISALLOWED_SCHEMES = _web_download_schemes(
+    "IMAGES_WEB_DOWNLOAD_DISALLOWED_SCHEMES", []
+)
+IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS = _web_download_ports(
+    "IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS", [80, 443]
+)
+IMAGES_WEB_DOWNLOAD_DISALLOWED_PORTS = _web_download_ports(
+    "IMAGES_WEB_DOWNLOAD_DISALLOWED_PORTS", []
+)
+IMAGES_WEB_DOWNLOAD_ALLOWED_HOSTS = _web_download_hosts("IMAGES_WEB_DOWNLOAD_ALLOWED_HOSTS")
+IMAGES_WEB_DOWNLOAD_DISALLOWED_HOSTS = _web_download_hosts("IMAGES_WEB_DOWNLOAD_DISALLOWED_HOSTS")
+# Seconds to connect, and to wait for each read: a stalled server, not a slow download.
+IMAGES_WEB_DOWNLOAD_TIMEOUT = env_int("IMAGES_WEB_DOWNLOAD_TIMEOUT", 60, minimum=1)
 # Per user (per address when anonymous) and server process; far above what the glance
 # CLI, `make soak` or the tests send.
 IMAGES_API_RATE = env_rate("IMAGES_API_RATE", "6000/m")
