@@ -25,7 +25,7 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from images.errors import InvalidInput, UploadInterrupted
+from images.errors import ImageError, InvalidInput, UploadInterrupted
 from images.inspection import Inspection, Verdict
 
 CHUNK_SIZE = 1024 * 1024
@@ -151,6 +151,8 @@ class Ingest:
                 if not n:
                     break
                 got += n
+        except ImageError:
+            raise  # the source's own account (a web-download's broken transfer)
         except Exception as exc:
             # The server raises here when the client goes away mid-body.
             raise UploadInterrupted(
