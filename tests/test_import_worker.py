@@ -220,35 +220,20 @@ def test_import_worker_openstacksdk_use_import_and_web_download(
         conn.close()
 
 
-def test_import_worker_openstack_cli_import_web_download(importer, worker, web, payload):
-    base, files = web
-    files["/cli.raw"] = payload
-    cli = Path(sys.executable).parent / "openstack"
+def _openstack(registry, *args: str) -> dict:
+    """The openstack CLI with our token, the image endpoint given (no catalog here)."""
     done = subprocess.run(
         [
-            str(cli),
+            str(Path(sys.executable).parent / "openstack"),
             "--os-auth-type",
-            "token_endpoint",
+            "admin_token",
             "--os-endpoint",
-            importer.url,
+            f"{registry.url}/v2",
             "--os-token",
-            importer.tokens["alice"],
+            registry.tokens["alice"],
             "--os-image-api-version",
             "2",
-            "image",
-            "create",
-            "--disk-format",
-            "raw",
-            "--container-format",
-            "bare",
-            "--import",
-            "--import-method",
-            "web-download",
-            "--uri",
-            f"{base}/cli.raw",
-            "-f",
-            "json",
-            "cli-web",
+            *args,
         ],
         capture_output=True,
         text=True,
@@ -256,10 +241,38 @@ def test_import_worker_openstack_cli_import_web_download(importer, worker, web, 
         env={k: v for k, v in os.environ.items() if not k.startswith("OS_")},
     )
     assert done.returncode == 0, done.stderr
-    image_id = json.loads(done.stdout)["id"]
+    return json.loads(done.stdout) if done.stdout.strip() else {}
 
-    assert _wait_while(importer, image_id, "importing")["status"] == "active"
-    assert _download(importer, image_id) == payload
+
+def test_import_worker_openstack_cli_stages_and_web_downloads(importer, worker, web, payload_file):
+    path, data = payload_file()
+    base, files = web
+    files["/cli.raw"] = data
+    formats = ["--disk-format", "raw", "--container-format", "bare", "-f", "json"]
+
+    # --import with a file: stage, then a glance-direct import.
+    staged = _openstack(importer, "image", "create", *formats, "--import", "--file", str(path), "s")
+    # Imported from a URL; --wait polls until it is active. (Created over HTTP: the
+    # CLI's `image create` without --file uploads its standard input, and here that is
+    # no terminal but an empty pipe.)
+    web_image = {"id": _create(importer, "w")}
+    _openstack(
+        importer,
+        "image",
+        "import",
+        web_image["id"],
+        "--method",
+        "web-download",
+        "--uri",
+        f"{base}/cli.raw",
+        "--wait",
+        "-f",
+        "json",
+    )
+
+    for image_id in (staged["id"], web_image["id"]):
+        assert _wait_while(importer, image_id, "importing")["status"] == "active"
+        assert _download(importer, image_id) == data
 
 
 def test_import_worker_killed_mid_import_requeues_the_image_then_a_retry_works(
@@ -344,6 +357,6 @@ def test_import_two_workers_run_each_import_exactly_once(tmp_path, payload):
             text=True,
             timeout=120,
         )
-        claims, activations = counts.stdout.split("\n")[:2]
-        assert json.loads(claims) == [1] * 8  # each job claimed by one worker, once
+        claims, activations = counts.stdout.split("\n")[-3:-1]
+        assert json.loads(claims) == [1] * 8, counts.stdout  # each job claimed by one worker, once
         assert int(activations) == 8
