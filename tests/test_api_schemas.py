@@ -83,9 +83,17 @@ def test_image_schema_accepts_exactly_what_the_server_accepts(alice, body):
     assert (response.status_code == 201) == schema_ok, response.json()
 
 
-def test_info_import_says_no_import_methods(alice):
+def test_info_import_lists_the_import_methods(alice, settings):
     response = token_client(alice).get("/v2/info/import")
-    assert response.json() == {"import-methods": {"type": "array", "value": []}}
+    assert response.json() == {
+        "import-methods": {
+            "description": "Import methods available.",
+            "type": "array",
+            "value": ["glance-direct", "web-download"],
+        }
+    }
+    settings.IMAGES_IMPORT_METHODS = []
+    assert token_client(alice).get("/v2/info/import").json()["import-methods"]["value"] == []
 
 
 def test_info_stores_lists_the_single_store(alice):
