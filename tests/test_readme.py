@@ -129,7 +129,7 @@ def test_readme_shell_blocks_run_verbatim(make_run, tmp_path):
     password = (tmp_path / "var" / "admin_password").read_text().strip()
     assert f"Sign in at /admin/ as 'admin' with password {password!r}" in printed
 
-    # Ctrl-C stops the server and the scrubber: nothing of the group survives.
+    # Ctrl-C stops the server, the scrubber and the worker: nothing of the group survives.
     # gunicorn gives its workers up to graceful_timeout (30 s) to finish; a loaded
     # machine may need most of it.
     os.killpg(proc.pid, signal.SIGINT)
