@@ -2,7 +2,7 @@
 machine's own limits.
 
     python -m benchmarks.run [--quick]
-                             [--only limits,upload,download,create,list,admin,scrub,auth]
+                             [--only limits,upload,download,create,list,admin,scrub,auth,import]
                              [--db sqlite,postgres] [--repeat N] [--profile] [--no-glance]
 
 Everything runs on a scratch database and store in a temp dir, against the production
@@ -40,6 +40,10 @@ figures measured in the same run, so the machine's own speed (and noise) cancels
 --profile samples the gunicorn workers with py-spy during the 1 GiB curl upload and the
 limit=1000 list, and prints the hottest functions.
 
+"import" times web-download, glance-direct and a qcow2 -> raw conversion through a
+real `db_worker`, request to `active`, beside a plain upload of the same file
+(imports.py).
+
 "auth" is what Keystone mode costs a request (keystone_auth.py): a GET with a Django
 token beside the same GET with a cached Keystone token, and a new token's first use,
 against a real Keystone (the tests' harness; left out when its venv is not built).
@@ -67,6 +71,7 @@ from benchmarks.common import MiB, Target, make_file, registry_target, task, tre
 from benchmarks.download import download_budgets, measure_download, measure_nginx
 from benchmarks.glance_peer import PROCESSES, pinned, running_glance
 from benchmarks.glance_tasks import glance_target
+from benchmarks.imports import IMPORT_ENV, measure_imports
 from benchmarks.keystone_auth import measure_auth
 from benchmarks.listing import list_budgets, measure_admin, measure_create, measure_list
 from benchmarks.report import Results, log
@@ -78,10 +83,10 @@ from benchmarks.upload import (
 )
 from tests.live import ROOT, running_registry, throwaway_postgres
 
-SECTIONS = ("limits", "upload", "download", "create", "list", "admin", "scrub", "auth")
+SECTIONS = ("limits", "upload", "download", "create", "list", "admin", "scrub", "auth", "import")
 # The in-process steps (benchmarks/tasks.py) use Django's test client, whose host is
 # "testserver".
-SERVER_ENV = {"ALLOWED_HOSTS": "127.0.0.1,localhost,testserver"}
+SERVER_ENV = {"ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", **IMPORT_ENV}
 
 
 def measure_scrub(res: Results, target: Target, db, n, repeat) -> None:
@@ -183,7 +188,7 @@ def main(argv=None) -> int:
         res.skip("Glance beside us: --no-glance" if args.no_glance else "Glance: no sqlite pass")
     try:
         files = {}
-        if only & {"limits", "upload", "download"}:
+        if only & {"limits", "upload", "download", "import"}:
             for label, size in sizes.items():
                 files[label] = tmp / f"random-{label}.bin"
                 make_file(files[label], size)
@@ -217,6 +222,8 @@ def main(argv=None) -> int:
                     measure_upload(res, target, files, repeat, args.profile, tmp)
                 if db == dbs[0] and "upload" in only:
                     measure_inspection(res, ours, files, repeat, tmp)
+                if db == dbs[0] and "import" in only and files:
+                    measure_imports(res, registry, ours, files, repeat, tmp)
                 for target in once if "download" in only else []:
                     measure_download(res, target, files, repeat, nginx)
                 for target in once if "create" in only else []:
