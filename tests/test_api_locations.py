@@ -22,11 +22,11 @@ SHA512 = hashlib.sha512(DATA).hexdigest()
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Serves DATA at /image.raw and /copy.raw, the same without a Content-Length at
+    """Serves DATA at /image.raw, /copy.raw and /third.raw, the same without a Content-Length at
     /undeclared.raw, 100 other bytes at /other.raw; 404 elsewhere."""
 
     def do_GET(self):
-        bodies = {"/image.raw": DATA, "/copy.raw": DATA, "/undeclared.raw": DATA}
+        bodies = {p: DATA for p in ("/image.raw", "/copy.raw", "/third.raw", "/undeclared.raw")}
         body = bodies.get(self.path, b"x" * 100 if self.path == "/other.raw" else None)
         if body is None:
             self.send_error(404)
@@ -308,6 +308,22 @@ def test_location_remove_one_of_two_keeps_the_other(alice, remote):
     assert response.status_code == 200
     assert response.json()["locations"] == [{"url": f"{remote}/image.raw", "metadata": {}}]
     assert ImageLocation.objects.get(url=f"{remote}/copy.raw").status == LocationStatus.DELETED
+
+
+def test_location_add_at_a_position_keeps_the_others_in_order(alice, remote):
+    client = token_client(alice)
+    image_id = _queued(client)
+    _add(client, image_id, f"{remote}/image.raw", metadata={"n": "1"})
+    _add(client, image_id, f"{remote}/copy.raw")
+    response = _add(client, image_id, f"{remote}/third.raw", position="1")
+    assert response.status_code == 200
+    assert [loc["url"] for loc in response.json()["locations"]] == [
+        f"{remote}/image.raw",
+        f"{remote}/third.raw",
+        f"{remote}/copy.raw",
+    ]
+    assert response.json()["locations"][0]["metadata"] == {"n": "1"}
+    assert _add(client, image_id, f"{remote}/third.raw", position="9").status_code == 400
 
 
 def test_location_remove_of_uploaded_data_removes_its_bytes(alice, remote, image_store):
