@@ -46,10 +46,11 @@ class _Handler(BaseHTTPRequestHandler):
 def remote(settings):
     """The base URL of a loopback HTTP server, allowed as a location host; locations
     shown and writable (tests of the switches turn them off again)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     settings.IMAGES_WEB_DOWNLOAD_ALLOWED_HOSTS = ["127.0.0.1"]
+    settings.IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS = [server.server_address[1]]
     settings.IMAGES_SHOW_MULTIPLE_LOCATIONS = True
     settings.IMAGES_SHOW_DIRECT_URL = True
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
