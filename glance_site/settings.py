@@ -361,6 +361,13 @@ IMAGES_WEB_DOWNLOAD_TIMEOUT = env_int("IMAGES_WEB_DOWNLOAD_TIMEOUT", 60, minimum
 IMAGES_API_RATE = env_rate("IMAGES_API_RATE", "6000/m")
 IMAGES_API_ANON_RATE = env_rate("IMAGES_API_ANON_RATE", "600/m")
 
+# Glance's show_multiple_locations and show_image_direct_url, off by default as there:
+# a location's URL may carry the credentials of the store behind it. On, those who may
+# read an image's locations see `locations` (and may PATCH them: Glance refuses
+# location changes while they are hidden) or `direct_url`.
+IMAGES_SHOW_MULTIPLE_LOCATIONS = env_bool("IMAGES_SHOW_MULTIPLE_LOCATIONS", False)
+IMAGES_SHOW_DIRECT_URL = env_bool("IMAGES_SHOW_DIRECT_URL", False)
+
 
 def _keystone_authtoken() -> dict[str, str] | None:
     """keystonemiddleware auth_token's options, or None outside Keystone mode.

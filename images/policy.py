@@ -221,6 +221,24 @@ def can_set_owner(actor: Actor) -> bool:
     return _has(actor, "images.change_image")
 
 
+def can_read_locations(actor: Actor, image) -> bool:
+    """Glance's `get_image_location`: see where an image's bytes are. A location's
+    URL may carry the store's credentials, so for a Django user: who manages it."""
+    if _keystone(actor):
+        return _rule(actor, "get_image_location", image)
+    return can_manage(actor, image)
+
+
+def can_act_on_locations(actor: Actor, image, rule: str) -> bool:
+    """Glance's location rules: add or replace through PATCH (`set_image_location`),
+    remove (`delete_image_location`, admins only by default), add and list through
+    the locations API (`add_image_location`, `fetch_image_location`). For a Django
+    user: who manages the image."""
+    if _keystone(actor):
+        return _rule(actor, rule, image)
+    return can_manage(actor, image)
+
+
 def check_visibility(actor: Actor, visibility: str, image=None) -> bool:
     if visibility == Visibility.PUBLIC:
         return can_publicize(actor)

@@ -108,6 +108,15 @@ def deleted_images_holding_data() -> QuerySet[Image]:
     return Image.objects.filter(status=Status.DELETED).filter(Exists(leftover))
 
 
+def image_active_locations(image_ids: list) -> dict:
+    """Each image's active locations in their order, for a page in one query."""
+    found: dict = {pk: [] for pk in image_ids}
+    rows = ImageLocation.objects.filter(image_id__in=image_ids, status=LocationStatus.ACTIVE)
+    for row in rows.order_by("id"):
+        found[row.image_id].append(row)
+    return found
+
+
 def images_with_stale_uploads(now: datetime) -> QuerySet[Image]:
     cutoff = now - timedelta(seconds=settings.IMAGES_UPLOAD_STALE_SECONDS)
     stale = Q(upload_heartbeat_at__lt=cutoff)

@@ -181,3 +181,31 @@ def postprocess(result, generator, request, public):
             for operation in operations.values()
         }
     return result
+
+
+# The locations API (2.17): a location as it is listed, and the body that adds one.
+LOCATION = {
+    "type": "object",
+    "properties": {"url": {"type": "string"}, "metadata": {"type": "object"}},
+    "required": ["url", "metadata"],
+}
+LOCATIONS_RESPONSE = {"type": "array", "items": LOCATION}
+ADD_LOCATION_REQUEST = {
+    "application/json": {
+        "type": "object",
+        "properties": {
+            "url": {"type": "string", "description": "An http(s) URL of the image's data."},
+            "validation_data": {
+                "type": "object",
+                "properties": {
+                    "os_hash_algo": {"type": "string", "enum": ["sha512"]},
+                    "os_hash_value": {"type": "string", "pattern": "^[0-9a-fA-F]{128}$"},
+                },
+                "required": ["os_hash_algo", "os_hash_value"],
+                "additionalProperties": False,
+            },
+        },
+        "required": ["url"],
+        "example": {"url": "https://images.example.org/cirros.img"},
+    }
+}

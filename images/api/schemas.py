@@ -74,7 +74,11 @@ IMAGE_PROPERTIES = {
         "items": {"type": "string", "minLength": 1, "maxLength": 255},
         "description": "Strings attached to the image; a set, in no particular order.",
     },
-    "direct_url": _read_only("string", "Not shown by this registry."),
+    "direct_url": _read_only(
+        "string",
+        "The URL of the image's first location; shown only where the operator allows "
+        "(IMAGES_SHOW_DIRECT_URL).",
+    ),
     "min_ram": {
         "type": "integer",
         "minimum": 0,
@@ -98,10 +102,28 @@ IMAGE_PROPERTIES = {
             "properties": {
                 "url": {"type": "string", "maxLength": 255},
                 "metadata": {"type": "object"},
+                "validation_data": {
+                    "description": (
+                        "Hashes recorded as the image's own (not checked against the data). "
+                        "If the image is not queued, they must equal the image's."
+                    ),
+                    "type": "object",
+                    "writeOnly": True,
+                    "additionalProperties": False,
+                    "properties": {
+                        "checksum": {"type": "string", "minLength": 32, "maxLength": 32},
+                        "os_hash_algo": {"type": "string", "maxLength": 64},
+                        "os_hash_value": {"type": "string", "maxLength": 128},
+                    },
+                    "required": ["os_hash_algo", "os_hash_value"],
+                },
             },
             "required": ["url", "metadata"],
         },
-        "description": "Not shown nor writable through this API.",
+        "description": (
+            "Where the image's data is. Shown, and changed with PATCH, only where the "
+            "operator allows (IMAGES_SHOW_MULTIPLE_LOCATIONS)."
+        ),
     },
 }
 
@@ -117,9 +139,22 @@ RESERVED_PREFIX = "os_glance"
 def image_schema() -> dict:
     # glanceclient checks disk_format against this enum before sending: the operator's list.
     disk_format = {**IMAGE_PROPERTIES["disk_format"], "enum": [None, *settings.IMAGES_DISK_FORMATS]}
+    # Both stay in the schema whatever the switches (glanceclient validates the images
+    # it receives against it, as Glance's own schema has them); they say if they are on.
+    hidden = " This registry does not show it."
+    locations, direct_url = IMAGE_PROPERTIES["locations"], IMAGE_PROPERTIES["direct_url"]
+    if not settings.IMAGES_SHOW_MULTIPLE_LOCATIONS:
+        locations = {**locations, "description": locations["description"] + hidden}
+    if not settings.IMAGES_SHOW_DIRECT_URL:
+        direct_url = {**direct_url, "description": direct_url["description"] + hidden}
     return {
         "name": "image",
-        "properties": {**IMAGE_PROPERTIES, "disk_format": disk_format},
+        "properties": {
+            **IMAGE_PROPERTIES,
+            "disk_format": disk_format,
+            "locations": locations,
+            "direct_url": direct_url,
+        },
         "additionalProperties": {"type": "string"},
         "links": [
             {"rel": "self", "href": "{self}"},

@@ -10,6 +10,7 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.http import QueryDict
 from rest_framework import serializers
@@ -18,7 +19,8 @@ from images import selectors
 from images.api import schemas
 from images.enums import ContainerFormat, DiskFormat, MemberStatus, Status, Visibility
 from images.errors import Conflict, Forbidden, InvalidInput
-from images.models import Image, ImageMember
+from images.models import Image, ImageLocation, ImageMember
+from images.services.locations import shown_url
 
 IMAGE_SCHEMA_PATH = "/v2/schemas/image"
 MEMBER_SCHEMA_PATH = "/v2/schemas/member"
@@ -36,11 +38,17 @@ def image_path(image_id) -> str:
 
 
 def image_representation(
-    image: Image, *, tags: list[str] | None = None, properties: dict[str, str] | None = None
+    image: Image,
+    *,
+    tags: list[str] | None = None,
+    properties: dict[str, str] | None = None,
+    locations: list[ImageLocation] | None = None,
 ) -> dict:
     """The image as Glance shows it: extra properties first, then the core keys.
 
-    A list passes each image's `tags` and `properties`, fetched for the whole page."""
+    A list passes each image's `tags` and `properties`, fetched for the whole page.
+    `locations` are those the reader may see; they are shown (as `locations`, and the
+    first as `direct_url`) only where the operator switched that on, as in Glance."""
     if properties is None:
         properties = {prop.name: prop.value for prop in image.properties.all()}
     if tags is None:
@@ -66,6 +74,7 @@ def image_representation(
             "id": str(image.pk),
             "created_at": isotime(image.created_at),
             "updated_at": isotime(image.updated_at),
+            **_locations_shown(locations or []),
             "tags": tags,
             "self": image_path(image.pk),
             "file": f"{image_path(image.pk)}/file",
@@ -79,6 +88,17 @@ def image_representation(
         data["os_glance_scrub_at"] = isotime(selectors.scrub_due_at(image))
         data["os_glance_restore_status"] = image.status_before_delete or Status.ACTIVE
     return data
+
+
+def _locations_shown(locations: list[ImageLocation]) -> dict:
+    shown: dict = {}
+    if settings.IMAGES_SHOW_MULTIPLE_LOCATIONS:
+        shown["locations"] = [
+            {"url": shown_url(loc), "metadata": loc.metadata} for loc in locations
+        ]
+    if settings.IMAGES_SHOW_DIRECT_URL and locations:
+        shown["direct_url"] = shown_url(locations[0])
+    return shown
 
 
 def _from_form(field: serializers.Field) -> bool:

@@ -5,8 +5,9 @@ see, call one service, and render the result. Refusals are raised by the service
 and turned into Glance's responses by errors.glance_exception_handler.
 """
 
-from django.http import HttpResponse, HttpResponseRedirect
-from drf_spectacular.utils import extend_schema
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,9 +17,10 @@ from rest_framework.response import Response
 from images import policy, selectors, services
 from images.api import filters, openapi
 from images.api.discovery import RequestIdMixin
-from images.api.downloads import ImageDataResponse, byte_range
+from images.api.downloads import ImageDataResponse, RemoteDataResponse, byte_range
 from images.api.errors import error_response
 from images.api.imports import IMPORT_METHODS_HEADER, ImportActions
+from images.api.locations import add_location_body, split_location_operations
 from images.api.parsers import (
     GlanceJSONParser,
     JSONPatch20Parser,
@@ -98,7 +100,18 @@ class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
     def _show(self, image: Image, code=status.HTTP_200_OK, headers=None) -> Response:
         image = Image.objects.prefetch_related("tags", "properties").get(pk=image.pk)
         self._image = image
-        return Response(image_representation(image), status=code, headers=headers)
+        body = image_representation(image, locations=self._locations([image]).get(image.pk))
+        return Response(body, status=code, headers=headers)
+
+    def _locations(self, images: list[Image]) -> dict:
+        """The locations the caller may see of each image, where the operator shows them."""
+        if not (settings.IMAGES_SHOW_MULTIPLE_LOCATIONS or settings.IMAGES_SHOW_DIRECT_URL):
+            return {}
+        found = selectors.image_active_locations([image.pk for image in images])
+        return {
+            image.pk: services.locations_shown_to(self.request.user, image, found[image.pk])
+            for image in images
+        }
 
     def browsable_offers(self, method: str) -> bool:
         """Whether the browsable page of an image shows the form for `method`."""
@@ -139,12 +152,16 @@ class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
             raise Forbidden("You are not permitted to list images.")
         images = filters.listing(request.user, request.query_params)
         page = filters.page(images, request.query_params)
+        locations = self._locations(page.images)
         query = request.query_params.copy()
         query.pop("marker", None)
         body = {
             "images": [
                 image_representation(
-                    image, tags=page.tags[image.pk], properties=page.properties[image.pk]
+                    image,
+                    tags=page.tags[image.pk],
+                    properties=page.properties[image.pk],
+                    locations=locations.get(image.pk),
                 )
                 for image in page.images
             ],
@@ -185,9 +202,24 @@ class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
 
     @extend_schema(request=openapi.PATCH_REQUEST, responses=ImageSerializer)
     def partial_update(self, request, pk=None):
+        """Operations on /locations go to the locations service, after the others: a
+        patch may set the formats that the activation by a location needs. They are
+        checked first, so that a refused location changes no metadata either."""
         image = self.get_object()
-        changes = update_from_patch(image, *patch_operations(request))
-        return self._show(services.image_update(image=image, actor=request.user, **changes))
+        style, operations = patch_operations(request)
+        location_changes, operations = split_location_operations(style, operations)
+        changes = update_from_patch(image, style, operations)
+        if location_changes:
+            services.image_locations_check(
+                image=image, actor=request.user, changes=location_changes
+            )
+        if operations or not location_changes:
+            image = services.image_update(image=image, actor=request.user, **changes)
+        if location_changes:
+            image = services.image_locations_change(
+                image=image, actor=request.user, changes=location_changes
+            )
+        return self._show(image)
 
     @extend_schema(responses={204: None})
     def destroy(self, request, pk=None):
@@ -211,7 +243,10 @@ class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
         if data is None or data.empty:
             return HttpResponse(status=status.HTTP_204_NO_CONTENT)
         if data.external_url:
-            return HttpResponseRedirect(data.external_url)
+            response = RemoteDataResponse(data, content_type="application/octet-stream")
+            if data.checksum:
+                response["Content-MD5"] = data.checksum
+            return response
         first, last, code = 0, data.size - 1, status.HTTP_200_OK
         requested = request.META.get("HTTP_RANGE")
         if requested:
@@ -254,6 +289,31 @@ class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
             image=image, actor=request.user, stream=stream, declared_size=declared_size
         )
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    # --- locations (API 2.17) ------------------------------------------------------------------
+
+    @extend_schema(request=openapi.ADD_LOCATION_REQUEST, responses={202: None})
+    @action(detail=True, methods=["post"], url_path="locations")
+    def locations(self, request, pk=None):
+        """Give a queued image its data at an http(s) URL: `{"url": ..., "validation_data":
+        {"os_hash_algo": "sha512", "os_hash_value": ...}}`. Glance answers 202 and hashes
+        the data in a task; here the image is active when the 202 is sent, its hashes
+        those given (not computed from the data)."""
+        url, validation_data = add_location_body(request.data)
+        services.image_location_add(
+            image=self.get_object(), actor=request.user, url=url, validation_data=validation_data
+        )
+        return Response(status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        responses={200: OpenApiResponse(openapi.LOCATIONS_RESPONSE)},
+        operation_id="image_locations_list",
+    )
+    @locations.mapping.get
+    def list_locations(self, request, pk=None):
+        """The image's locations (Glance's `fetch_image_location`: the service role)."""
+        rows = services.image_locations_fetch(image=self.get_object(), actor=request.user)
+        return Response([{"url": services.shown_url(r), "metadata": r.metadata} for r in rows])
 
     # --- tags and actions ----------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ One module per concern; callers import from this package (``services.image_delet
 - ``imports``       image_stage, image_import, import_run (the worker's side),
                     imports_reap_stale, tasks_purge_expired
 - ``activation``    image_deactivate, image_reactivate
+- ``locations``     image_locations_change (PATCH), image_location_add, image_locations_fetch (2.17)
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
 - ``janitor``       images_scrub_due, images_kill_stale_uploads, images_purge, scrubber_pass
 - ``store_check``   store_verify
@@ -49,6 +50,16 @@ from images.services.janitor import (
     images_scrub_due,
     scrubber_pass,
 )
+from images.services.locations import (
+    LocationChange,
+    LocationSpec,
+    image_location_add,
+    image_locations_change,
+    image_locations_check,
+    image_locations_fetch,
+    locations_shown_to,
+    shown_url,
+)
 from images.services.members import (
     IMAGE_MEMBER_QUOTA,
     image_member_add,
@@ -81,6 +92,8 @@ __all__ = [
     "DataCheck",
     "DeletePreview",
     "ImageData",
+    "LocationChange",
+    "LocationSpec",
     "ScrubReport",
     "StoreReport",
     "image_add_tag",
@@ -91,6 +104,10 @@ __all__ = [
     "image_download",
     "image_import",
     "image_inspect",
+    "image_location_add",
+    "image_locations_change",
+    "image_locations_check",
+    "image_locations_fetch",
     "image_member_add",
     "image_member_remove",
     "image_member_update",
@@ -108,7 +125,9 @@ __all__ = [
     "import_methods",
     "import_run",
     "imports_reap_stale",
+    "locations_shown_to",
     "scrubber_pass",
+    "shown_url",
     "store_verify",
     "tasks_purge_expired",
 ]

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from images import policy, selectors, storage
+from images import policy, remote, selectors, storage
 from images.enums import LocationStatus, Operation, Status
 from images.errors import (
     Forbidden,
@@ -203,6 +203,10 @@ class ImageData:
 
     def local_path(self) -> str | None:
         return storage.local_path(self.store_name) if self.store_name else None
+
+    def open_external(self):
+        """The bytes at the external location, as `images.remote.open_remote` yields them."""
+        return remote.open_remote(self.external_url)
 
 
 def image_download(*, image: Image, actor: Actor) -> ImageData | None:
