@@ -24,6 +24,7 @@ from django.utils.timesince import timesince
 
 from images import policy, services
 from images.admin.display import human_size, image_label, short_time
+from images.admin.lists import CappedCountMixin
 from images.admin.outcomes import REFUSED, attempt
 from images.enums import TaskStatus
 from images.models import Image, ImageProperty, ImageTask
@@ -193,7 +194,7 @@ class ImportFilter(admin.SimpleListFilter):
 
 
 @admin.register(ImageTask)
-class ImageTaskAdmin(admin.ModelAdmin):
+class ImageTaskAdmin(CappedCountMixin, admin.ModelAdmin):
     """The task records, as Glance's GET /v2/tasks shows them, for administrators
     (images.view_imagetask). Read-only: a task changes only by its worker."""
 
