@@ -346,6 +346,10 @@ class ImageTask(ConcurrentTransitionMixin, models.Model):
     request_id = models.CharField(max_length=64, blank=True)
     worker = models.CharField(max_length=255, blank=True, help_text="host:pid running it")
     heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Written with the heartbeat, so the admin can show how far a running import got.
+    bytes_received = models.BigIntegerField(
+        null=True, blank=True, help_text="bytes the worker had read at its last heartbeat"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     expires_at = models.DateTimeField(null=True, blank=True)

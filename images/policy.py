@@ -298,3 +298,10 @@ def allowed_actions(actor: Actor, image) -> frozenset[Action]:
     return frozenset(
         action for action in Action if may(actor, image, action) and status_allows(image, action)
     )
+
+
+def can_import_from_url(actor: Actor, image) -> bool:
+    """A web-download import into `image` now. It needs what an upload needs (the
+    right, and a queued image: a web-download starts from `queued`, unlike
+    glance-direct's import of staged data), so it is no Action of its own."""
+    return Action.UPLOAD in allowed_actions(actor, image) and can_proceed(image.begin_import)

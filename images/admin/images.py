@@ -24,6 +24,7 @@ from images import keystone_accounts, policy, selectors, services
 from images.admin import display
 from images.admin.display import image_label
 from images.admin.forms import CHANGE_FIELDSETS, CREATE_FIELDSETS, READ_ONLY, ImageForm
+from images.admin.imports import ImportFilter, ImportFromUrlMixin, import_page_context
 from images.admin.lifecycle import lifecycle_picture
 from images.admin.lists import DataCheckFilter, FastListMixin, OwnerFilter, OwnerProjectMixin
 from images.admin.outcomes import (
@@ -94,7 +95,7 @@ def with_owner_project(fieldsets):
 
 
 @admin.register(Image)
-class ImageAdmin(OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
+class ImageAdmin(OwnerProjectMixin, FastListMixin, ImportFromUrlMixin, admin.ModelAdmin):
     form = ImageForm
     list_display = [
         "name",
@@ -114,6 +115,7 @@ class ImageAdmin(OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
         "container_format",
         "protected",
         DataCheckFilter,
+        ImportFilter,
         OwnerFilter,
     ]
     actions = ["deactivate_selected", "reactivate_selected", restore_selected, "delete_selected"]
@@ -253,9 +255,10 @@ class ImageAdmin(OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
             "upload_url": url(image, "upload") if Action.UPLOAD in allowed else None,
             "lifecycle": lifecycle_picture(image.status),
             "history": image.transitions.all(),
+            **import_page_context(request, image),
         }
 
-    # --- extra views: transitions, delete, scrub, download, upload ---
+    # --- extra views: transitions, delete, scrub, download, upload (import: the mixin) ---
 
     def get_urls(self):
         view = self.admin_site.admin_view

@@ -211,7 +211,9 @@ class _Heartbeat:
         if now - self.last < HEARTBEAT_SECONDS:
             return
         self.last = now
-        ImageTask.objects.filter(pk=self.task_id).update(heartbeat_at=timezone.now())
+        ImageTask.objects.filter(pk=self.task_id).update(
+            heartbeat_at=timezone.now(), bytes_received=received
+        )
         if not Image.objects.filter(pk=self.image_id, status=Status.IMPORTING).exists():
             raise ImageGone(f"Image {self.image_id} was deleted during its import.")
 
