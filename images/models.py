@@ -155,8 +155,9 @@ class Image(ConcurrentTransitionMixin, models.Model):
         )
 
     @transition(field=status, source=S.QUEUED, target=S.UPLOADING)
-    def stage(self) -> None:
+    def stage(self, *, now) -> None:
         self._require_formats()  # the staged bytes are inspected as they arrive
+        self.upload_heartbeat_at = now  # cleared once the data is staged
 
     @transition(field=status, source=[S.QUEUED, S.UPLOADING], target=S.IMPORTING)
     def begin_import(self) -> None:

@@ -9,5 +9,5 @@ from images import services
 
 @task()
 def run_import(task_id: str) -> None:
-    """An interoperable import (images/services/imports.py)."""
+    """An interoperable import (images/services/import_worker.py)."""
     services.import_run(task_id)

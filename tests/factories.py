@@ -21,6 +21,7 @@ PATHS = {
 
 ARGS = {
     "begin_upload": lambda: {"now": timezone.now()},
+    "stage": lambda: {"now": timezone.now()},
     "finish_upload": lambda: {
         "size": 0,
         "checksum": "d41d8cd98f00b204e9800998ecf8427e",

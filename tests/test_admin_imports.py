@@ -16,7 +16,7 @@ from django.utils import timezone
 from images import policy, services
 from images.enums import Status, TaskStatus
 from images.models import Image, ImageTask
-from images.services import imports
+from images.services import import_worker, imports
 from tests.factories import image_in
 from tests.test_admin import client_for, plain, text
 from tests.web_origin import BODY, Origin, serving
@@ -219,8 +219,8 @@ def test_import_page_shows_a_running_imports_progress(
 
     task.start(worker="node-1:4242", now=timezone.now())
     task.save()
-    monkeypatch.setattr(imports, "HEARTBEAT_SECONDS", 0.0)  # beat on every chunk
-    imports._Heartbeat(task.pk, queued.pk)(3 * 1024 * 1024)
+    monkeypatch.setattr(import_worker, "HEARTBEAT_SECONDS", 0.0)  # beat on every chunk
+    import_worker._Heartbeat(task.pk, queued.pk)(3 * 1024 * 1024)
 
     running = client.get(url(queued, "change"))
     [progress] = [row.progress.replace("\xa0", " ") for row in running.context["import_tasks"]]
@@ -237,8 +237,8 @@ def test_import_page_shows_a_staged_imports_progress_out_of_its_size(
     task = services.image_import(image=queued, actor=admin_user, method="glance-direct")
     task.start(worker="node-1:4242", now=timezone.now())
     task.save()
-    monkeypatch.setattr(imports, "HEARTBEAT_SECONDS", 0.0)
-    imports._Heartbeat(task.pk, queued.pk)(512 * 1024)
+    monkeypatch.setattr(import_worker, "HEARTBEAT_SECONDS", 0.0)
+    import_worker._Heartbeat(task.pk, queued.pk)(512 * 1024)
 
     page = client_for(client, admin_user).get(url(queued, "change"))
 
@@ -250,7 +250,7 @@ def test_import_page_shows_a_staged_imports_progress_out_of_its_size(
 def test_heartbeat_records_the_bytes_read(
     client, admin_user, queued, origin, run_jobs, monkeypatch
 ):
-    monkeypatch.setattr(imports, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(import_worker, "HEARTBEAT_SECONDS", 0.0)
     client_for(client, admin_user)
     run_jobs(lambda: import_from(client, queued, origin.url("/disk.raw")))
     task = ImageTask.objects.get(image=queued)

@@ -1,8 +1,8 @@
-"""Interoperable import in-process (images/services/imports.py, images/api/imports.py):
-stage, glance-direct, the task records, every refusal, the failure path and the
-janitor. The jobs run on django-tasks' immediate backend when the request's
-transaction commits, so a test sees the worker's outcome; tests/test_import_worker.py
-runs the real `db_worker` processes."""
+"""Interoperable import in-process (images/services/imports.py and import_worker.py,
+images/api/imports.py): stage, glance-direct, the task records, every refusal, the
+failure path and the janitor. The jobs run on django-tasks' immediate backend when
+the request's transaction commits, so a test sees the worker's outcome;
+tests/test_import_worker.py runs the real `db_worker` processes."""
 
 import hashlib
 import subprocess
@@ -10,6 +10,7 @@ from datetime import timedelta
 from http import HTTPStatus
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from images import services, storage
@@ -322,3 +323,30 @@ def test_import_converts_to_the_operators_format(
     )
     assert compared.returncode == 0, compared.stdout + compared.stderr
     assert files_in(image_store) == [str(image_id)]
+
+
+def test_import_stage_whose_request_died_is_undone_by_the_janitor(
+    client, queued, payload, settings, image_store
+):
+    # A stage in progress (its server process was killed mid-body): uploading, with
+    # a heartbeat that stopped and a partial file.
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(pk=queued.pk)
+        image.stage(now=timezone.now() - timedelta(hours=2))
+        image.save()
+    partial = image_store / storage.partial_name(queued.pk, storage.staged_name(queued.pk))
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    partial.write_bytes(payload[:1000])
+    staged_and_waiting = create(client, name="s", disk_format="raw", container_format="bare")
+    waiting_id = staged_and_waiting.json()["id"]
+    stage(client, waiting_id, payload)
+
+    report = services.scrubber_pass(now=timezone.now() + timedelta(hours=1))
+
+    queued.refresh_from_db()
+    assert report.imports_undone == [queued.pk]
+    assert queued.status == Status.QUEUED
+    assert operations(queued)[-1] == ("uploading", "queued", "import_failed")
+    # A stage that finished waits for its import however long it takes.
+    assert Image.objects.get(pk=waiting_id).status == Status.UPLOADING
+    assert files_in(image_store) == [storage.staged_name(waiting_id)]

@@ -2,7 +2,7 @@
 POST /v2/images/{id}/import, GET /v2/images/{id}/tasks, and the tasks API
 (/v2/tasks, /v2/tasks/{id}) with Glance's task records.
 
-The views only parse and answer: images/services/imports.py does the work, and a
+The views only parse and answer: images/services/imports.py and import_worker.py do the work, and a
 django-tasks worker the long part of it.
 """
 

@@ -21,6 +21,7 @@ from images.api.downloads import ImageDataResponse, RemoteDataResponse, byte_ran
 from images.api.errors import error_response
 from images.api.imports import IMPORT_METHODS_HEADER, ImportActions
 from images.api.locations import add_location_body, split_location_operations
+from images.api.members import MemberActions
 from images.api.parsers import (
     GlanceJSONParser,
     JSONPatch20Parser,
@@ -32,15 +33,12 @@ from images.api.parsers import (
 from images.api.renderers import OctetStreamRenderer, RegistryBrowsableAPIRenderer
 from images.api.serializers import (
     ImageSerializer,
-    MemberSerializer,
-    MemberStatusSerializer,
     image_path,
     image_representation,
-    member_representation,
     update_from_patch,
     validate_tag,
 )
-from images.errors import Forbidden, ImageNotFound, InvalidInput
+from images.errors import Forbidden, InvalidInput
 from images.models import Image
 from images.policy import Action
 
@@ -59,7 +57,7 @@ ACTION_LINKS = [
 FORM_ACTIONS = {"DELETE": Action.DELETE, "PATCH": Action.EDIT, "PUT": Action.UPLOAD}
 
 
-class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
+class ImageViewSet(RequestIdMixin, ImportActions, MemberActions, viewsets.GenericViewSet):
     """Images: list and create them; show, patch and delete one.
 
     PATCH takes `application/openstack-images-v2.1-json-patch` (or v2.0), e.g.
@@ -348,73 +346,6 @@ class ImageViewSet(RequestIdMixin, ImportActions, viewsets.GenericViewSet):
         # A scrubbed image is found too, so the answer says it is too late (409).
         image = self.get_object(include_deleted=True, include_scrubbed=True)
         services.image_restore(image=image, actor=request.user)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-    # --- members -----------------------------------------------------------------------------
-
-    def _offered_image(self) -> Image:
-        image = selectors.image_get_visible(self.request.user, self.kwargs["pk"])
-        self._image = image
-        return image
-
-    @extend_schema(responses=dict, operation_id="image_members_list")
-    @action(detail=True, methods=["get"], url_path="members", serializer_class=MemberSerializer)
-    def members(self, request, pk=None):
-        image = self._offered_image()
-        members = selectors.image_members_visible_to(request.user, image)
-        return Response(
-            {
-                "members": [member_representation(m) for m in members],
-                "schema": "/v2/schemas/members",
-            }
-        )
-
-    @extend_schema(request=MemberSerializer, responses=dict)
-    @members.mapping.post
-    def add_member(self, request, pk=None):
-        serializer = MemberSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        member = services.image_member_add(
-            image=self.get_object(), actor=request.user, member=serializer.validated_data["member"]
-        )
-        return Response(member_representation(member))
-
-    def _member(self, image: Image, member_id: str):
-        found = selectors.image_members_visible_to(self.request.user, image).filter(
-            member=member_id
-        )
-        member = found.first()
-        if member is None:
-            raise ImageNotFound(f"Member {member_id} not found for image {image.pk}.")
-        return member
-
-    @extend_schema(responses=dict, operation_id="image_member_show")
-    @action(
-        detail=True,
-        methods=["get"],
-        url_path=r"members/(?P<member_id>[^/]+)",
-        serializer_class=MemberStatusSerializer,
-    )
-    def member(self, request, pk=None, member_id=None):
-        return Response(member_representation(self._member(self._offered_image(), member_id)))
-
-    @extend_schema(request=MemberStatusSerializer, responses=dict)
-    @member.mapping.put
-    def update_member(self, request, pk=None, member_id=None):
-        serializer = MemberStatusSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        member = services.image_member_update(
-            image=self._offered_image(),
-            actor=request.user,
-            member=member_id,
-            status=serializer.validated_data["status"],
-        )
-        return Response(member_representation(member))
-
-    @extend_schema(responses={204: None})
-    @member.mapping.delete
-    def remove_member(self, request, pk=None, member_id=None):
-        services.image_member_remove(image=self.get_object(), actor=request.user, member=member_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -10,8 +10,8 @@ One module per concern; callers import from this package (``services.image_delet
 - ``metadata``      image_create, image_update, image_add_tag, image_remove_tag
 - ``members``       image_member_add, image_member_update, image_member_remove
 - ``data``          image_upload, image_download
-- ``imports``       image_stage, image_import, import_run (the worker's side),
-                    imports_reap_stale, tasks_purge_expired
+- ``imports``       image_stage, image_import (the requests' side of an import)
+- ``import_worker`` import_run (the worker's side), imports_reap_stale, tasks_purge_expired
 - ``activation``    image_deactivate, image_reactivate
 - ``locations``     image_locations_change (PATCH), image_location_add, image_locations_fetch (2.17)
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
@@ -34,14 +34,8 @@ from images.services.deletion import (
     image_restore,
     image_scrub,
 )
-from images.services.imports import (
-    image_import,
-    image_stage,
-    import_methods,
-    import_run,
-    imports_reap_stale,
-    tasks_purge_expired,
-)
+from images.services.import_worker import import_run, imports_reap_stale, tasks_purge_expired
+from images.services.imports import image_import, image_stage, import_methods
 from images.services.janitor import (
     SCRUB_BATCH,
     ScrubReport,

@@ -15,7 +15,11 @@ from images.models import Image
 from images.services._transitions import _lock, _transition
 from images.services.data import _discard
 from images.services.deletion import _remove_location_data, _scrub_batch
-from images.services.imports import imports_reap_stale, tasks_purge_expired
+from images.services.import_worker import (
+    imports_reap_stale,
+    stages_reap_stale,
+    tasks_purge_expired,
+)
 
 # The package's logger, as before the split, so log lines keep saying images.services.
 logger = logging.getLogger(__package__)
@@ -111,7 +115,7 @@ def scrubber_pass(*, now=None) -> ScrubReport:
     """One pass of everything the scrubber daemon does."""
     now = now or timezone.now()
     report = images_kill_stale_uploads(now=now)
-    report.imports_undone = imports_reap_stale(now=now)
+    report.imports_undone = imports_reap_stale(now=now) + stages_reap_stale(now=now)
     images_scrub_due(now=now, report=report)
     report.purged = images_purge(now=now)
     report.tasks_purged = tasks_purge_expired(now=now)
