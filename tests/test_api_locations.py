@@ -515,3 +515,18 @@ def test_location_api_post_malformed_refused(alice, remote, body, message):
     assert response.status_code == 400
     assert message in response.json()["message"]
     assert Image.objects.get(pk=image_id).status == Status.QUEUED
+
+
+def test_location_admin_download_streams_the_remote_bytes_without_revealing_the_url(
+    alice, admin_user, remote, client
+):
+    image_id = _queued(token_client(alice))
+    assert _add(token_client(alice), image_id, f"{remote}/image.raw").status_code == 200
+    client.force_login(admin_user)
+
+    response = client.get(f"/admin/images/image/{image_id}/download/")
+
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == DATA
+    assert "Location" not in response.headers
+    assert response["Content-Disposition"].startswith("attachment")

@@ -40,6 +40,7 @@ from images.admin.outcomes import (
 )
 from images.admin.recycle_bin import scrub_confirmation
 from images.admin.transitions import ADMIN_TRANSITIONS, available_transitions
+from images.api.downloads import RemoteDataResponse
 from images.enums import DELETED_STATUSES
 from images.errors import ImageError
 from images.models import Image
@@ -67,6 +68,11 @@ def attachment(image: Image, data: ImageData) -> HttpResponse:
     if data.empty:
         # A size-0 image has no location: there is nothing in the store to open.
         response = HttpResponse(b"", content_type="application/octet-stream")
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+        return response
+    if data.external_url:
+        # Streamed through, as the API does: the URL may carry credentials.
+        response = RemoteDataResponse(data, content_type="application/octet-stream")
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
     return FileResponse(
@@ -333,9 +339,11 @@ class ImageAdmin(OwnerProjectMixin, FastListMixin, ImportFromUrlMixin, admin.Mod
         if data is None:
             messages.warning(request, f"{image_label(image)} has no data ({image.status}).")
             return HttpResponseRedirect(image_url(image, "change"))
-        if data.external_url:
-            return HttpResponseRedirect(data.external_url)
-        return attachment(image, data)
+        try:
+            return attachment(image, data)
+        except ImageError as exc:  # an external location that does not answer
+            messages.error(request, f"{image_label(image)} could not be read: {exc.message}")
+            return HttpResponseRedirect(image_url(image, "change"))
 
     def upload_view(self, request, object_id):
         """Upload data to a queued image. Django spools a large file to a temporary
