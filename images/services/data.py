@@ -58,9 +58,9 @@ def _too_large(kind: str, limit: int):
 class _Heartbeat:
     """Tells the janitor the upload is alive, and notices if the image went away."""
 
-    def __init__(self, image_id, status: str = Status.SAVING):
+    def __init__(self, image_id, while_status: str = Status.SAVING):
         self.image_id = image_id
-        self.status = status  # `uploading` while data is staged for an import
+        self.while_status = while_status  # `uploading` while data is staged for an import
         self.interval = min(10.0, settings.IMAGES_UPLOAD_STALE_SECONDS / 4)
         self.last = time.monotonic()
 
@@ -69,7 +69,7 @@ class _Heartbeat:
         if now - self.last < self.interval:
             return
         self.last = now
-        alive = Image.objects.filter(pk=self.image_id, status=self.status).update(
+        alive = Image.objects.filter(pk=self.image_id, status=self.while_status).update(
             upload_heartbeat_at=timezone.now()
         )
         if not alive:
