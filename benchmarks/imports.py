@@ -116,7 +116,8 @@ def measure_imports(res: Results, registry: Registry, target: Target, files, rep
     res.add("import", f"web-download {label}, request to active", "MiB/s", rates["web"])
     res.add("import", f"glance-direct {label}, stage + import", "MiB/s", rates["direct"])
     res.add("import", f"web-download {label} qcow2, converted to raw", "MiB/s", rates["convert"])
+    best = {name: max(values) for name, values in rates.items()}
     log(
-        "import: upload {:.0f}, web-download {:.0f}, glance-direct {:.0f}, "
-        "qcow2->raw {:.0f} MiB/s".format(*(max(rates[k]) for k in rates))
+        f"import: upload {best['upload']:.0f}, web-download {best['web']:.0f}, "
+        f"glance-direct {best['direct']:.0f}, qcow2->raw {best['convert']:.0f} MiB/s (best)"
     )
