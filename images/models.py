@@ -119,24 +119,9 @@ class Image(ConcurrentTransitionMixin, models.Model):
         self.upload_heartbeat_at = None
 
     @transition(field=status, source=S.SAVING, target=S.ACTIVE)
-    def finish_upload(
-        self,
-        *,
-        size: int,
-        checksum: str,
-        os_hash_algo: str,
-        os_hash_value: str,
-        virtual_size: int | None = None,
-        data_format: str = "",
-    ):
-        self._record_data(
-            size=size,
-            checksum=checksum,
-            os_hash_algo=os_hash_algo,
-            os_hash_value=os_hash_value,
-            virtual_size=virtual_size,
-            data_format=data_format,
-        )
+    def finish_upload(self, **data) -> None:
+        """`data`: what `_record_data` takes."""
+        self._record_data(**data)
 
     @transition(field=status, source=S.SAVING, target=S.QUEUED)
     def abort_upload(self) -> None:
@@ -164,26 +149,10 @@ class Image(ConcurrentTransitionMixin, models.Model):
         self._require_formats()
 
     @transition(field=status, source=S.IMPORTING, target=S.ACTIVE)
-    def finish_import(
-        self,
-        *,
-        size: int,
-        checksum: str,
-        os_hash_algo: str,
-        os_hash_value: str,
-        virtual_size: int | None = None,
-        data_format: str = "",
-        disk_format: str | None = None,
-    ):
-        """`disk_format`: what the data was converted to on the way, if it was."""
-        self._record_data(
-            size=size,
-            checksum=checksum,
-            os_hash_algo=os_hash_algo,
-            os_hash_value=os_hash_value,
-            virtual_size=virtual_size,
-            data_format=data_format,
-        )
+    def finish_import(self, *, disk_format: str | None = None, **data) -> None:
+        """`data`: what `_record_data` takes; `disk_format`: what the data was
+        converted to on the way, if it was."""
+        self._record_data(**data)
         if disk_format:
             self.disk_format = disk_format
 

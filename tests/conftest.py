@@ -150,3 +150,16 @@ def payload():
 
 def stream(data: bytes):
     return io.BytesIO(data)
+
+
+@pytest.fixture
+def run_jobs(settings, django_capture_on_commit_callbacks):
+    """Background jobs (django-tasks) run in this process as their request commits,
+    on the immediate backend: a test sees the worker's outcome."""
+    settings.TASKS = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
+
+    def requesting(call):
+        with django_capture_on_commit_callbacks(execute=True):
+            return call()
+
+    return requesting

@@ -25,7 +25,6 @@ pytestmark = pytest.mark.django_db
 
 LIST = "/admin/images/image/"
 TASKS = "/admin/images/imagetask/"
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
 ROLES = importlib.import_module("images.migrations.0003_admin_roles")
 
 
@@ -36,18 +35,6 @@ def origin(settings) -> Iterator[Origin]:
         settings.IMAGES_WEB_DOWNLOAD_ALLOWED_HOSTS = ["127.0.0.1"]
         settings.IMAGES_WEB_DOWNLOAD_ALLOWED_PORTS = [server.port]
         yield server
-
-
-@pytest.fixture
-def run_jobs(settings, django_capture_on_commit_callbacks):
-    """Jobs run as their request commits, in this process."""
-    settings.TASKS = IMMEDIATE
-
-    def requesting(call):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
-
-    return requesting
 
 
 @pytest.fixture(autouse=True)

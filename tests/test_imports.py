@@ -20,24 +20,10 @@ from tests.api import create, token_client
 
 pytestmark = pytest.mark.django_db
 
-IMMEDIATE = {"default": {"BACKEND": "django_tasks.backends.immediate.ImmediateBackend"}}
-
 
 @pytest.fixture
 def client(alice):
     return token_client(alice)
-
-
-@pytest.fixture
-def run_jobs(settings, django_capture_on_commit_callbacks):
-    """Jobs run as their request commits, in this process."""
-    settings.TASKS = IMMEDIATE
-
-    def requesting(call):
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
-
-    return requesting
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ from images import policy, services
 from images.admin.display import human_size, image_label, short_time
 from images.admin.lists import CappedCountMixin
 from images.admin.outcomes import REFUSED, attempt
+from images.admin.readonly import ReadOnlyAdminMixin
 from images.enums import TaskStatus
 from images.models import Image, ImageProperty, ImageTask
 from images.policy import Action
@@ -194,7 +195,7 @@ class ImportFilter(admin.SimpleListFilter):
 
 
 @admin.register(ImageTask)
-class ImageTaskAdmin(CappedCountMixin, admin.ModelAdmin):
+class ImageTaskAdmin(ReadOnlyAdminMixin, CappedCountMixin, admin.ModelAdmin):
     """The task records, as Glance's GET /v2/tasks shows them, for administrators
     (images.view_imagetask). Read-only: a task changes only by its worker."""
 
@@ -252,12 +253,3 @@ class ImageTaskAdmin(CappedCountMixin, admin.ModelAdmin):
     @admin.display(description="URI")
     def uri(self, task: ImageTask) -> str:
         return method_of(task)[1] or "—"
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

@@ -14,6 +14,7 @@ from images import policy, selectors
 from images.admin import display
 from images.admin.lists import FastListMixin, OwnerFilter, OwnerProjectMixin
 from images.admin.outcomes import confirmation_page, restore_selected, scrub_images
+from images.admin.readonly import ReadOnlyAdminMixin
 from images.enums import Status
 from images.models import Image, PendingDeleteImage
 
@@ -38,7 +39,7 @@ def scrub_confirmation(
 
 
 @admin.register(PendingDeleteImage)
-class RecycleBinAdmin(OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
+class RecycleBinAdmin(ReadOnlyAdminMixin, OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
     """Restore one with its row's button, many with the action; superusers can
     scrub now. Read-only otherwise: the image page is where an image is edited."""
 
@@ -65,15 +66,6 @@ class RecycleBinAdmin(OwnerProjectMixin, FastListMixin, admin.ModelAdmin):
 
     def has_view_permission(self, request, obj=None):
         return request.user.has_perm("images.view_image")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     def has_restore_permission(self, request) -> bool:
         return request.user.has_perm("images.restore_image")
