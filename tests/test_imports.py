@@ -336,3 +336,24 @@ def test_import_stage_whose_request_died_is_undone_by_the_janitor(
     # A stage that finished waits for its import however long it takes.
     assert Image.objects.get(pk=waiting_id).status == Status.UPLOADING
     assert files_in(image_store) == [storage.staged_name(waiting_id)]
+
+
+def test_import_tasks_list_pages_newest_first_with_markers(client, alice, image_store):
+    images = [create(client, name=f"p{i}").json()["id"] for i in range(5)]
+    tasks = [
+        ImageTask.objects.create(image_id=image_id, owner="alice", input={"image_id": image_id})
+        for image_id in images
+    ]
+    assert len(tasks) == 5
+    order = ImageTask.objects.order_by("-created_at", "id").values_list("pk", flat=True)
+    newest_first = [str(pk) for pk in order]
+
+    first = client.get("/v2/tasks?limit=2").json()
+    second = client.get(first["next"]).json()
+    third = client.get(second["next"]).json()
+
+    pages = [[t["id"] for t in page["tasks"]] for page in (first, second, third)]
+    assert pages == [newest_first[:2], newest_first[2:4], newest_first[4:]]
+    assert "next" not in third
+    assert client.get("/v2/tasks?limit=0").status_code == 400
+    assert client.get("/v2/tasks?marker=not-a-task").status_code == 400

@@ -7,6 +7,7 @@ django-tasks worker the long part of it.
 """
 
 from django.core.exceptions import ValidationError
+from django.db.models import Q
 from drf_spectacular.utils import extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
@@ -19,6 +20,8 @@ from images.errors import ImageNotFound, InvalidInput
 from images.models import ImageTask
 
 IMPORT_METHODS_HEADER = "OpenStack-image-import-methods"
+# Glance's limit_param_default and api_limit_max.
+TASKS_PAGE, TASKS_PAGE_MAX = 25, 1000
 
 
 def _time(value) -> str | None:
@@ -100,18 +103,28 @@ class TaskViewSet(RequestIdMixin, viewsets.GenericViewSet):
 
     @extend_schema(responses=dict, operation_id="tasks_list")
     def list(self, request):
+        """Newest first, a page at a time as Glance pages them: `limit` (25 by
+        default, at most 1000) and `marker` (the last task of the previous page)."""
+        query = request.query_params
         tasks = selectors.tasks_visible_to(request.user)
-        if "status" in request.query_params:
-            tasks = tasks.filter(status=request.query_params["status"])
-        if "type" in request.query_params:
-            tasks = tasks.filter(type=request.query_params["type"])
-        return Response(
-            {
-                "tasks": [task_representation(t) for t in tasks[:1000]],
-                "first": "/v2/tasks",
-                "schema": "/v2/schemas/tasks",
-            }
-        )
+        if "status" in query:
+            tasks = tasks.filter(status=query["status"])
+        if "type" in query:
+            tasks = tasks.filter(type=query["type"])
+        limit = _limit(query.get("limit"))
+        if "marker" in query:
+            tasks = _after(tasks, query["marker"])
+        page = list(tasks.order_by("-created_at", "id")[:limit])
+        body = {
+            "tasks": [task_representation(t) for t in page],
+            "first": "/v2/tasks",
+            "schema": "/v2/schemas/tasks",
+        }
+        if len(page) == limit:
+            rest = query.copy()
+            rest["marker"] = str(page[-1].pk)
+            body["next"] = f"/v2/tasks?{rest.urlencode()}"
+        return Response(body)
 
     @extend_schema(responses=dict, operation_id="tasks_show")
     def retrieve(self, request, pk=None):
@@ -120,3 +133,22 @@ class TaskViewSet(RequestIdMixin, viewsets.GenericViewSet):
         except (ImageTask.DoesNotExist, ValidationError, ValueError):
             raise ImageNotFound(f"Task with identifier {pk} not found") from None
         return Response(task_representation(task))
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return TASKS_PAGE
+    if not raw.isdigit() or not 0 < int(raw) <= TASKS_PAGE_MAX:
+        raise InvalidInput(f"limit must be a whole number from 1 to {TASKS_PAGE_MAX}")
+    return int(raw)
+
+
+def _after(tasks, marker: str):
+    """The tasks after `marker` in list order (newest first, ties by id)."""
+    try:
+        last = tasks.get(pk=marker)
+    except (ImageTask.DoesNotExist, ValidationError, ValueError):
+        raise InvalidInput(f"Invalid marker {marker}: no such task") from None
+    return tasks.filter(
+        Q(created_at__lt=last.created_at) | Q(created_at=last.created_at, id__gt=last.pk)
+    )
