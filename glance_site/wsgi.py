@@ -14,6 +14,7 @@ import os
 import socket
 import time
 
+from django.conf import settings
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "glance_site.settings")
@@ -31,10 +32,9 @@ def _keystone_wrapped(app):
     token cache -- validates X-Auth-Token and replaces every identity header a client
     may have sent with the token's. Inside the connection keeper below, which needs
     gunicorn's own start_response."""
-    from django.conf import settings
-
     if not settings.KEYSTONE_AUTHTOKEN:
         return app
+    # Imported here: only Keystone mode pays for loading it and its ~36 packages.
     from keystonemiddleware.auth_token import AuthProtocol
 
     return AuthProtocol(app, dict(settings.KEYSTONE_AUTHTOKEN))
