@@ -198,6 +198,23 @@ if IMAGES_S3_BUCKET:
         },
     }
 
+# Ceph RBD (README "Ceph"): one RBD image per image, snapshot `snap` protected for
+# Nova and Cinder to clone, as Glance's rbd store. Needs python3-rados/python3-rbd.
+IMAGES_RBD_POOL = os.environ.get("IMAGES_RBD_POOL", "")
+if IMAGES_RBD_POOL:
+    if IMAGES_S3_BUCKET:
+        raise ImproperlyConfigured("Set IMAGES_RBD_POOL or IMAGES_S3_BUCKET, not both.")
+    STORAGES["images"] = {
+        "BACKEND": "images.rbd_store.RBDStorage",
+        "OPTIONS": {
+            "pool": IMAGES_RBD_POOL,
+            "conffile": os.environ.get("IMAGES_RBD_CEPH_CONF", "/etc/ceph/ceph.conf"),
+            "user": os.environ.get("IMAGES_RBD_USER", "admin"),
+            "keyring": os.environ.get("IMAGES_RBD_KEYRING") or None,
+            "connect_timeout": env_int("IMAGES_RBD_CONNECT_TIMEOUT", 10, minimum=1),
+        },
+    }
+
 IMAGES_DELAYED_DELETE = env_bool("IMAGES_DELAYED_DELETE", True)
 IMAGES_SCRUB_DELAY_SECONDS = env_int("IMAGES_SCRUB_DELAY_SECONDS", 86400)
 IMAGES_SCRUB_WAKEUP_SECONDS = env_int("IMAGES_SCRUB_WAKEUP_SECONDS", 300, minimum=1)

@@ -20,6 +20,7 @@ from storages.utils import clean_name
 
 from images.ingest import CHUNK_SIZE, HASH_ALGO, Ingest, Readable
 from images.inspection import Inspection, Verdict
+from images.rbd_store import RBDStorage
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,28 @@ def local_path(name: str) -> str | None:
         return store().path(name)
     except NotImplementedError:
         return None
+
+
+def location_url(name: str) -> str | None:
+    """Where our bytes are, as Glance writes a store location: file:// on a filesystem,
+    rbd://<fsid>/<pool>/<image>/snap on Ceph (what Nova parses to clone); None on an
+    object store, whose locations are shown by object name."""
+    backend = store()
+    if isinstance(backend, RBDStorage):
+        return backend.url(name)
+    path = local_path(name)
+    return f"file://{path}" if path else None
+
+
+def clones_data() -> bool:
+    """Whether others may build on our bytes inside the store (RBD clones)."""
+    return isinstance(store(), RBDStorage)
+
+
+def in_use(name: str) -> bool:
+    """Whether the store holds the bytes for someone else too (clones of an RBD
+    snapshot), so that removing them would break those: such data is not deleted."""
+    return clones_data() and store().in_use(name)
 
 
 class _IngestFile(File):
@@ -124,6 +147,12 @@ def put(
     )
     try:
         final = name or object_name(image_id)
+        backend = store()
+        if isinstance(backend, RBDStorage):
+            # Written in place under its final name, as Glance's rbd store does: the
+            # RBD image is whole (and cloneable) once its snapshot exists.
+            backend.write(final, ingest.chunks(), declared_size=declared_size)
+            return _stored(ingest, final)
         partial_path = local_path(partial_name(image_id, final))
         if partial_path is None:
             return _put_to_object_store(ingest, final)
@@ -218,8 +247,10 @@ def open_data(name: str, start: int = 0, length: int | None = None) -> BinaryIO:
 
     On disk it is the file itself (so the server can sendfile it); on S3 it is the
     GET response body, streamed: django-storages' own file would first copy the
-    whole object into a temporary file."""
+    whole object into a temporary file. On RBD it reads the protected snapshot."""
     backend = store()
+    if isinstance(backend, RBDStorage):
+        return backend.open_range(name, start, length)
     bucket = getattr(backend, "bucket", None)
     if bucket is None:
         data = backend.open(name, "rb")
@@ -233,7 +264,8 @@ def open_data(name: str, start: int = 0, length: int | None = None) -> BinaryIO:
 
 
 def delete(name: str) -> None:
-    """Remove an object; one that is already gone counts as removed."""
+    """Remove an object; one that is already gone counts as removed. Data in use
+    (RBD clones) raises rbd_store.StoreInUse and stays."""
     store().delete(name)
 
 

@@ -14,9 +14,17 @@ from django_fsm import can_proceed
 
 from images import policy, storage
 from images.enums import LocationStatus, Operation, Status
-from images.errors import Forbidden, ImageError, ImageNotFound, InvalidTransition, StoreError
+from images.errors import (
+    Conflict,
+    Forbidden,
+    ImageError,
+    ImageNotFound,
+    InvalidTransition,
+    StoreError,
+)
 from images.models import Image, ImageLocation, ImageTransition
 from images.policy import Action, Actor
+from images.rbd_store import StoreInUse
 from images.services._transitions import _lock, _transition
 
 # The package's logger, as before the split, so log lines keep saying images.services.
@@ -31,6 +39,15 @@ def _delete_target(image: Image, actor: Actor) -> str:
         raise ImageNotFound(f"No image found with ID {image.pk}")
     if image.protected:
         raise Forbidden(f"Image {image.pk} is protected and cannot be deleted.")
+    if storage.clones_data():
+        in_store = image.locations.filter(status=LocationStatus.ACTIVE, in_store=True)
+        if any(storage.in_use(url) for url in in_store.values_list("url", flat=True)):
+            # Glance's answer to InUseByStore: the image and its data stay as they are.
+            raise Conflict(
+                f"Image {image.pk} could not be deleted because it is in use: The image "
+                "cannot be deleted because it is in use through the backend store "
+                "outside of Glance."
+            )
     if settings.IMAGES_DELAYED_DELETE and can_proceed(image.mark_pending_delete):
         return Status.PENDING_DELETE
     return Status.DELETED
@@ -94,6 +111,9 @@ def _remove_bytes(location: ImageLocation) -> bool:
         return True
     try:
         storage.delete(location.url)
+    except StoreInUse as exc:
+        logger.warning("Data %s of image %s kept: %s", location.url, location.image_id, exc)
+        return False
     except Exception:
         logger.exception("Removing data %s of image %s failed", location.url, location.image_id)
         return False

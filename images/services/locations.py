@@ -68,12 +68,11 @@ class LocationChange:
 
 def shown_url(location: ImageLocation) -> str:
     """A location's URL as clients see it (and send it back in a replace): an external
-    one as given; our own bytes as a file:// URL on a filesystem store (Glance's
-    form), else their object name in the store."""
+    one as given; our own bytes in Glance's form for the store (file://, rbd://), else
+    their object name in the store."""
     if not location.in_store:
         return location.url
-    path = storage.local_path(location.url)
-    return f"file://{path}" if path else location.url
+    return storage.location_url(location.url) or location.url
 
 
 def locations_shown_to(actor: Actor, image: Image, locations: list[ImageLocation]) -> list:

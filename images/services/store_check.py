@@ -24,8 +24,9 @@ def store_verify(*, rehash: bool = False, remove_orphans: bool = False) -> Store
     checksum mismatches. With `remove_orphans`, orphaned bytes are removed.
 
     Bytes count as owned while a location that is not yet `deleted` points at them,
-    a `.partial` file while its image is `saving` (an upload in progress), and staged
-    data (and its `.partial`) while its image is being staged or imported.
+    the image's own name and its `.partial` while it is `saving` (an upload in
+    progress), and staged data (and its `.partial`) while its image is being staged
+    or imported.
     """
     report = StoreReport()
     names = storage.list_names()
@@ -34,10 +35,10 @@ def store_verify(*, rehash: bool = False, remove_orphans: bool = False) -> Store
         .exclude(status=LocationStatus.DELETED)
         .values_list("url", flat=True)
     )
-    uploading = {
-        storage.partial_name(pk)
-        for pk in Image.objects.filter(status=Status.SAVING).values_list("pk", flat=True)
-    }
+    uploading = set()
+    for pk in Image.objects.filter(status=Status.SAVING).values_list("pk", flat=True):
+        # RBD writes in place, under the final name; a filesystem writes a .partial.
+        uploading |= {storage.partial_name(pk), storage.object_name(pk)}
     importing = Image.objects.filter(status__in=[Status.UPLOADING, Status.IMPORTING])
     for pk in importing.values_list("pk", flat=True):
         staged = storage.staged_name(pk)

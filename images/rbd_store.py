@@ -1,0 +1,240 @@
+"""Image data as Ceph RBD images, with Glance's rbd-store semantics, so that Nova and
+Cinder find what they expect and clone instead of copying.
+
+One RBD image per registry image, named by the name the store is given (the image's
+id), written as the upload streams in (grown in doubling steps when the size is not
+declared, never buffered whole), then a snapshot `snap` is created and protected:
+clones are made from it, and reads come from it. Removal unprotects and removes the
+snapshot, then the image; a snapshot with clones attached cannot be unprotected, and
+that is `StoreInUse` (Glance's InUseByStore), not a loss.
+
+A Django `Storage`, so `STORAGES["images"]` stays the one switch (settings turn it on
+with IMAGES_RBD_POOL); images/storage.py asks it for what a Storage has no words for
+(streamed writes, ranged reads, clones, the rbd:// URL). Ceph's own bindings,
+python3-rados and python3-rbd from Debian, imported when the store is first used.
+"""
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+
+from django.core.files.storage import Storage
+
+from images.errors import StoreError
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT = "snap"  # Glance's DEFAULT_SNAPNAME: what Nova and Cinder clone from
+ORDER = 23  # 8 MiB RADOS objects, as Glance's rbd_store_chunk_size default
+FIRST_STEP = 8 * 2**20  # an upload of unknown size grows by this, doubled each time,
+MAX_STEP = 8 * 2**30  # up to this (Glance's resize-on-write)
+
+
+class StoreInUse(StoreError):
+    """The data cannot be removed: clones of its snapshot are attached (a Nova disk, a
+    Cinder volume). Glance's InUseByStore, whose message this is."""
+
+    def __init__(self, name: str):
+        super().__init__(
+            "The image cannot be deleted because it is in use through the backend store "
+            f"outside of Glance (RBD image {name} has clones)."
+        )
+
+
+class RBDStorage(Storage):
+    def __init__(
+        self,
+        pool: str,
+        conffile: str = "/etc/ceph/ceph.conf",
+        user: str = "admin",
+        keyring: str | None = None,
+        connect_timeout: int = 10,
+    ):
+        self.pool = pool
+        self.conffile = conffile
+        self.user = user
+        self.keyring = keyring
+        self.connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._pid = None
+        self._cluster = None
+        self._ioctx = None
+
+    # --- the connection: one per process, made on first use ---------------------------
+
+    def ioctx(self):
+        """This process's I/O context on the pool. librados is thread-safe, so the
+        threads of a worker share it; a forked child (gunicorn's workers) makes its own,
+        since a connection does not survive a fork."""
+        if self._pid == os.getpid():
+            return self._ioctx
+        with self._lock:
+            if self._pid != os.getpid():
+                self._connect()
+        return self._ioctx
+
+    def _connect(self) -> None:
+        import rados
+
+        conf = {"keyring": self.keyring} if self.keyring else {}
+        # A cluster that stops answering fails the request instead of hanging it.
+        conf.update(rados_osd_op_timeout="60", rados_mon_op_timeout="30")
+        cluster = rados.Rados(conffile=self.conffile, rados_id=self.user, conf=conf)
+        try:
+            cluster.connect(timeout=self.connect_timeout)
+            ioctx = cluster.open_ioctx(self.pool)
+        except rados.Error as exc:
+            cluster.shutdown()
+            raise StoreError(f"Cannot reach the Ceph pool {self.pool}: {exc}") from exc
+        self._cluster, self._ioctx, self._pid = cluster, ioctx, os.getpid()
+
+    def fsid(self) -> str:
+        self.ioctx()
+        return self._cluster.get_fsid()
+
+    def url(self, name: str) -> str:
+        """The location Glance gives an RBD image, which Nova parses to clone it."""
+        return f"rbd://{self.fsid()}/{self.pool}/{name}/{SNAPSHOT}"
+
+    # --- writing ----------------------------------------------------------------------
+
+    def write(self, name: str, chunks: Iterable, *, declared_size: int | None) -> None:
+        """Create the RBD image `name` and write the chunks into it as they come, then
+        snapshot and protect it. On any failure the RBD image is removed."""
+        import rbd
+
+        ioctx = self.ioctx()
+        try:
+            rbd.RBD().create(
+                ioctx,
+                name,
+                declared_size or 0,
+                order=ORDER,
+                old_format=False,
+                features=rbd.RBD_FEATURE_LAYERING,
+            )
+        except rbd.ImageExists:
+            raise StoreError(f"RBD image {name} already exists in pool {self.pool}.") from None
+        try:
+            with rbd.Image(ioctx, name) as image:
+                size = declared_size or 0
+                step, offset = FIRST_STEP, 0
+                for chunk in chunks:
+                    if offset + len(chunk) > size:  # only when the size was not declared
+                        size = max(size + step, offset + len(chunk))
+                        image.resize(size)
+                        step = min(step * 2, MAX_STEP)
+                    # The binding takes bytes only; the ingest's views are reused.
+                    image.write(bytes(chunk), offset)
+                    offset += len(chunk)
+                if size != offset:
+                    image.resize(offset)
+                image.create_snap(SNAPSHOT)
+                image.protect_snap(SNAPSHOT)
+        except BaseException:
+            try:
+                self.delete(name)
+            except Exception:
+                logger.exception("Could not remove the unfinished RBD image %s", name)
+            raise
+
+    def _save(self, name, content):
+        raise NotImplementedError("images/storage.py writes RBD images with write()")
+
+    # --- reading ----------------------------------------------------------------------
+
+    def open_range(self, name: str, start: int = 0, length: int | None = None) -> "RBDReader":
+        import rbd
+
+        try:
+            image = rbd.Image(self.ioctx(), name, snapshot=SNAPSHOT, read_only=True)
+        except rbd.ImageNotFound:
+            raise FileNotFoundError(name) from None
+        return RBDReader(image, start, length)
+
+    def _open(self, name, mode="rb"):
+        return self.open_range(name)
+
+    def exists(self, name: str) -> bool:
+        import rbd
+
+        try:
+            rbd.Image(self.ioctx(), name, read_only=True).close()
+        except rbd.ImageNotFound:
+            return False
+        return True
+
+    def size(self, name: str) -> int:
+        with self.open_range(name) as reader:
+            return reader.image.size()
+
+    def listdir(self, path: str):
+        import rbd
+
+        return [], list(rbd.RBD().list(self.ioctx()))
+
+    def in_use(self, name: str) -> bool:
+        """Whether clones hang off the image's snapshot (Nova's disks, Cinder's volumes)."""
+        import rbd
+
+        try:
+            with rbd.Image(self.ioctx(), name, snapshot=SNAPSHOT, read_only=True) as image:
+                return any(True for _ in image.list_children2())
+        except rbd.ImageNotFound:
+            return False
+
+    # --- removing ---------------------------------------------------------------------
+
+    def delete(self, name: str) -> None:
+        """Unprotect and remove the snapshot, then the image (Glance's _delete_image).
+        One that is already gone counts as removed; one with clones is StoreInUse and
+        is left whole."""
+        import rbd
+
+        ioctx = self.ioctx()
+        try:
+            with rbd.Image(ioctx, name) as image:
+                if any(snap["name"] == SNAPSHOT for snap in image.list_snaps()):
+                    try:
+                        if image.is_protected_snap(SNAPSHOT):
+                            image.unprotect_snap(SNAPSHOT)
+                    except rbd.ImageBusy:
+                        raise StoreInUse(name) from None
+                    image.remove_snap(SNAPSHOT)
+            rbd.RBD().remove(ioctx, name)
+        except rbd.ImageNotFound:
+            return
+        except rbd.ImageBusy:
+            # Open elsewhere (a watcher: a mapped or running disk): not ours to break.
+            raise StoreInUse(name) from None
+
+
+class RBDReader:
+    """An RBD snapshot's bytes from `start` on (`length` of them, or to the end), read
+    as a file: what a download, a rehash and the import worker read."""
+
+    def __init__(self, image, start: int, length: int | None):
+        self.image = image
+        self._offset = start
+        end = image.size()
+        self._end = end if length is None else min(end, start + length)
+
+    def read(self, size: int = -1) -> bytes:
+        remaining = self._end - self._offset
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        if size <= 0:
+            return b""
+        data = self.image.read(self._offset, size)
+        self._offset += len(data)
+        return data
+
+    def close(self) -> None:
+        self.image.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
