@@ -18,6 +18,7 @@ seconds with no keyrings to hand around.
 """
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -78,7 +79,16 @@ keyring = {dir}/keyring
 mgr initial modules =
 debug ms = 0
 
+[client]
+# Many client processes (the registry's workers, the rbd tool) at once: no admin
+# socket to fight over, and their complaints in the log, not on a test's stderr.
+admin socket =
+log file = {dir}/log/clients.log
+err to stderr = false
+log to stderr = false
+
 [{rgw}]
+admin socket = {dir}/run/$name.asok
 rgw frontends = beast endpoint=127.0.0.1:{rgw_port}
 rgw data = {dir}/rgw
 auth client required = none
@@ -186,7 +196,15 @@ def _start(folder: Path, daemons: list, *, pool: str, rgw: bool) -> Ceph:
         osd_id = ceph.run("ceph", "osd", "new", osd_uuid).strip()
         (folder / "osd" / f"osd.{osd_id}").mkdir()
         _run(["ceph-osd", *c, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid], folder)
-        daemons.append(_daemon(["ceph-osd", *c, "-i", osd_id], folder))
+        osd = ["ceph-osd", *c, "-i", osd_id]
+        daemons.append(_daemon(osd, folder))
+        if not _osd_up(ceph, within=20):
+            # Seen once in dozens of starts on a loaded machine: an OSD that stalls in
+            # its start-up. A second start of the same (in-memory, empty) OSD boots.
+            _stop([daemons.pop()])
+            daemons.append(_daemon(osd, folder))
+            if not _osd_up(ceph, within=30):
+                raise RuntimeError("the OSD did not come up")
         ceph.run("ceph", "osd", "pool", "create", pool, "16", "16")
         ceph.run("rbd", "pool", "init", pool)
         if rgw:
@@ -202,6 +220,15 @@ def _start(folder: Path, daemons: list, *, pool: str, rgw: bool) -> Ceph:
         )
         raise RuntimeError(f"Ceph did not start in {folder}: {exc}\n{logs}") from None
     return ceph
+
+
+def _osd_up(ceph: Ceph, *, within: float) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        if json.loads(ceph.run("ceph", "osd", "stat", "--format", "json"))["num_up_osds"]:
+            return True
+        time.sleep(0.2)
+    return False
 
 
 def _run(command: list[str], folder: Path) -> None:

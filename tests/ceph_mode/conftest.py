@@ -1,0 +1,40 @@
+"""The tests against a real Ceph (issue 14): everything in this folder is marked
+`ceph`, which the normal runs deselect (pyproject's addopts) and `make test-ceph`
+selects, so a cluster starts once per `make test`, not on each database pass.
+
+`ceph` is a throwaway single-node cluster for the session (tests/ceph.py). Where
+Debian's Ceph packages or the rados/rbd modules are missing, every test here skips
+with one line saying so -- an error with REQUIRE_CEPH=1, as in CI.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.ceph import Ceph, missing, running_ceph
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if HERE in Path(item.path).parents:
+            item.add_marker(pytest.mark.ceph)
+
+
+def pytest_runtest_setup(item):
+    # Here rather than in the fixture, so that pytest folds the skips into one line.
+    problem = missing()
+    if problem is not None:
+        if os.environ.get("REQUIRE_CEPH") == "1":
+            pytest.fail(f"{problem} (REQUIRE_CEPH=1)", pytrace=False)
+        pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def ceph() -> Iterator[Ceph]:
+    with running_ceph() as cluster:
+        yield cluster
