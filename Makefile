@@ -15,7 +15,7 @@ export KEYSTONE_VENV ?= var/keystone-venv
 SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
 
-.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv lint format bench soak clean
+.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,7 +53,7 @@ run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
 	trap 'kill $$scrubber $$worker 2>/dev/null' EXIT; \
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(VENV)/bin/gunicorn -c glance_site/gunicorn.conf.py
 
-test: test-sqlite test-postgres test-keystone
+test: test-sqlite test-postgres test-keystone test-ceph
 
 # Debian's chromium and the PostgreSQL server: installed when missing (as root, with
 # apt-get), else one line each says what is missing and that part is skipped.
@@ -82,6 +82,20 @@ keystone-venv:
 # -k of a PYTEST_ARGS that matched none of them, not a failure.
 test-keystone: $(VENV)/.test keystone-venv
 	$(VENV)/bin/pytest -m keystone tests/keystone_mode $(PYTEST_ARGS) || [ $$? = 5 ]
+
+# Debian's Ceph and its rados/rbd modules linked into .venv (.ci/ceph-deps.sh):
+# installed when missing (as root), else one line and the Ceph tests skip (an error
+# with REQUIRE_CEPH=1). `make ceph-bindings` only links the modules, for an RBD store.
+ceph-deps: $(VENV)/.runtime
+	@.ci/ceph-deps.sh
+
+ceph-bindings: $(VENV)/.runtime
+	@.ci/ceph-deps.sh --link-only
+
+# The tests against a real, throwaway Ceph (tests/ceph_mode, marker `ceph`; the RBD
+# store and the S3 suite on radosgw), once: the two passes above deselect them.
+test-ceph: $(VENV)/.test ceph-deps
+	$(VENV)/bin/pytest -m ceph tests/ceph_mode $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # A bounded load run on loopback (tests/soak.py): SOAK_CLIENTS clients for SOAK_SECONDS
 # against the production server and the scrubber daemon, then every active image's bytes

@@ -110,17 +110,22 @@ class Ceph:
     s3_access_key: str = S3_ACCESS_KEY
     s3_secret_key: str = S3_SECRET_KEY
 
-    def run(self, *args: str, timeout: float = 60) -> str:
-        """A ceph command-line tool (`ceph`, `rbd`, `radosgw-admin`) on this cluster."""
-        done = subprocess.run(
-            [args[0], "-c", str(self.conf), *args[1:]],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode:
-            raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
-        return done.stdout
+    def run(self, *args: str, timeout: float = 60, attempts: int = 1) -> str:
+        """A ceph command-line tool (`ceph`, `rbd`, `radosgw-admin`) on this cluster;
+        `attempts` > 1 for the start-up's commands, which a monitor that has just
+        formed its quorum refuses now and then ("problem getting command
+        descriptions"), and which are all safe to repeat."""
+        for attempt in range(attempts):
+            done = subprocess.run(
+                [args[0], "-c", str(self.conf), *args[1:]],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+            )
+            if not done.returncode:
+                return done.stdout
+            time.sleep(0.5 * (attempt + 1))
+        raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
 
     @property
     def env(self) -> dict[str, str]:
@@ -193,7 +198,7 @@ def _start(folder: Path, daemons: list, *, pool: str, rgw: bool) -> Ceph:
         daemons.append(_daemon(["ceph-mon", *c, "-i", "a"], folder))
         daemons.append(_daemon(["ceph-mgr", *c, "-i", "x"], folder))
         osd_uuid = str(uuid.uuid4())
-        osd_id = ceph.run("ceph", "osd", "new", osd_uuid).strip()
+        osd_id = ceph.run("ceph", "osd", "new", osd_uuid, attempts=5).strip()
         (folder / "osd" / f"osd.{osd_id}").mkdir()
         _run(["ceph-osd", *c, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid], folder)
         osd = ["ceph-osd", *c, "-i", osd_id]
@@ -205,14 +210,14 @@ def _start(folder: Path, daemons: list, *, pool: str, rgw: bool) -> Ceph:
             daemons.append(_daemon(osd, folder))
             if not _osd_up(ceph, within=30):
                 raise RuntimeError("the OSD did not come up")
-        ceph.run("ceph", "osd", "pool", "create", pool, "16", "16")
-        ceph.run("rbd", "pool", "init", pool)
+        ceph.run("ceph", "osd", "pool", "create", pool, "16", "16", attempts=5)
+        ceph.run("rbd", "pool", "init", pool, attempts=3)
         if rgw:
             daemons.append(_daemon(["radosgw", *c, "-n", RGW], folder))
             _wait_for_rgw(ceph)
             ceph.run("radosgw-admin", "user", "create", "--uid", "registry",
                      "--display-name", "registry", "--access-key", S3_ACCESS_KEY,
-                     "--secret-key", S3_SECRET_KEY)  # fmt: skip
+                     "--secret-key", S3_SECRET_KEY, attempts=3)  # fmt: skip
     except BaseException as exc:
         _stop(daemons)
         logs = "\n".join(
@@ -225,7 +230,8 @@ def _start(folder: Path, daemons: list, *, pool: str, rgw: bool) -> Ceph:
 def _osd_up(ceph: Ceph, *, within: float) -> bool:
     deadline = time.monotonic() + within
     while time.monotonic() < deadline:
-        if json.loads(ceph.run("ceph", "osd", "stat", "--format", "json"))["num_up_osds"]:
+        stat = ceph.run("ceph", "osd", "stat", "--format", "json", attempts=5)
+        if json.loads(stat)["num_up_osds"]:
             return True
         time.sleep(0.2)
     return False
