@@ -1,9 +1,9 @@
 """`make bench`: the registry's speed, memory and scale, beside real Glance and the
 machine's own limits.
 
-    python -m benchmarks.run [--quick]
-                             [--only limits,upload,download,create,list,admin,scrub,auth,import]
-                             [--db sqlite,postgres] [--repeat N] [--profile] [--no-glance]
+    python -m benchmarks.run [--quick] [--db sqlite,postgres] [--repeat N] [--profile]
+        [--only limits,upload,download,create,list,admin,scrub,auth,import,stores]
+        [--no-glance]
 
 Everything runs on a scratch database and store in a temp dir, against the production
 server as `make run` starts it (gunicorn, gthread, 2 workers x 4 threads), started by
@@ -44,6 +44,10 @@ limit=1000 list, and prints the hottest functions.
 real `db_worker`, request to `active`, beside a plain upload of the same file
 (imports.py).
 
+"stores" uploads and downloads the largest file through the registry on the
+filesystem, on Ceph RBD and on radosgw (S3), each beside the store's own rate without
+HTTP, on tests/ceph.py's throwaway cluster (stores.py; left out without Ceph).
+
 "auth" is what Keystone mode costs a request (keystone_auth.py): a GET with a Django
 token beside the same GET with a cached Keystone token, and a new token's first use,
 against a real Keystone (the tests' harness; left out when its venv is not built).
@@ -75,6 +79,7 @@ from benchmarks.imports import IMPORT_ENV, measure_imports
 from benchmarks.keystone_auth import measure_auth
 from benchmarks.listing import list_budgets, measure_admin, measure_create, measure_list
 from benchmarks.report import Results, log
+from benchmarks.stores import measure_stores
 from benchmarks.upload import (
     measure_inspection,
     measure_limits,
@@ -83,7 +88,18 @@ from benchmarks.upload import (
 )
 from tests.live import ROOT, running_registry, throwaway_postgres
 
-SECTIONS = ("limits", "upload", "download", "create", "list", "admin", "scrub", "auth", "import")
+SECTIONS = (
+    "limits",
+    "upload",
+    "download",
+    "create",
+    "list",
+    "admin",
+    "scrub",
+    "auth",
+    "import",
+    "stores",
+)
 # The in-process steps (benchmarks/tasks.py) use Django's test client, whose host is
 # "testserver".
 SERVER_ENV = {"ALLOWED_HOSTS": "127.0.0.1,localhost,testserver", **IMPORT_ENV}
@@ -191,7 +207,7 @@ def main(argv=None) -> int:
         res.skip("Glance beside us: --no-glance" if args.no_glance else "Glance: no sqlite pass")
     try:
         files = {}
-        if only & {"limits", "upload", "download", "import"}:
+        if only & {"limits", "upload", "download", "import", "stores"}:
             for label, size in sizes.items():
                 files[label] = tmp / f"random-{label}.bin"
                 make_file(files[label], size)
@@ -249,6 +265,8 @@ def main(argv=None) -> int:
                         measure_scrub(res, target, db, scrub_n, runs)
         if "auth" in only:
             measure_auth(res, tmp, repeat, total=requests * 20)
+        if "stores" in only and files:
+            measure_stores(res, files, repeat, tmp)
         if put_rates is not None:
             big = max(files, key=lambda k: files[k].stat().st_size)
             res.add("limits", f"storage.put in-process from file {big}", "MiB/s", put_rates)

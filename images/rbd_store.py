@@ -118,16 +118,20 @@ class RBDStorage(Storage):
             raise StoreError(f"RBD image {name} already exists in pool {self.pool}.") from None
         try:
             with rbd.Image(ioctx, name) as image:
-                size = declared_size or 0
-                step, offset = FIRST_STEP, 0
-                for chunk in chunks:
-                    if offset + len(chunk) > size:  # only when the size was not declared
-                        size = max(size + step, offset + len(chunk))
-                        image.resize(size)
-                        step = min(step * 2, MAX_STEP)
-                    # The binding takes bytes only; the ingest's views are reused.
-                    image.write(bytes(chunk), offset)
-                    offset += len(chunk)
+                writes = _Writes(image)
+                try:
+                    size = declared_size or 0
+                    step, offset = FIRST_STEP, 0
+                    for chunk in chunks:
+                        if offset + len(chunk) > size:  # only when the size was not declared
+                            writes.wait()
+                            size = max(size + step, offset + len(chunk))
+                            image.resize(size)
+                            step = min(step * 2, MAX_STEP)
+                        writes.write(chunk, offset)
+                        offset += len(chunk)
+                finally:
+                    writes.wait()
                 if size != offset:
                     image.resize(offset)
                 image.create_snap(SNAPSHOT)
@@ -208,6 +212,46 @@ class RBDStorage(Storage):
         except rbd.ImageBusy:
             # Open elsewhere (a watcher: a mapped or running disk): not ours to break.
             raise StoreInUse(name) from None
+
+
+class _Writes:
+    """Writes to an RBD image that overlap with reading the next chunk from the
+    client: up to DEPTH in flight (librbd's aio), each a copy of its chunk, since the
+    ingest reuses its buffers (and the binding takes bytes only)."""
+
+    DEPTH = 4
+
+    def __init__(self, image):
+        self.image = image
+        self._slots = threading.BoundedSemaphore(self.DEPTH)
+        self._failed: list[int] = []
+
+    def _done(self, completion) -> None:
+        result = completion.get_return_value()
+        if result < 0:
+            self._failed.append(result)
+        self._slots.release()
+
+    def write(self, chunk, offset: int) -> None:
+        self._check()
+        self._slots.acquire()
+        try:
+            self.image.aio_write(bytes(chunk), offset, self._done)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def wait(self) -> None:
+        """Until every write has landed; raises if one failed."""
+        for _ in range(self.DEPTH):
+            self._slots.acquire()
+        for _ in range(self.DEPTH):
+            self._slots.release()
+        self._check()
+
+    def _check(self) -> None:
+        if self._failed:
+            raise StoreError(f"Writing to RBD failed: {os.strerror(-self._failed[0])}")
 
 
 class RBDReader:
