@@ -212,6 +212,8 @@ if IMAGES_RBD_POOL:
             "user": os.environ.get("IMAGES_RBD_USER", "admin"),
             "keyring": os.environ.get("IMAGES_RBD_KEYRING") or None,
             "connect_timeout": env_int("IMAGES_RBD_CONNECT_TIMEOUT", 10, minimum=1),
+            # An operation Ceph does not answer in time fails the request (503).
+            "op_timeout": env_int("IMAGES_RBD_OP_TIMEOUT", 60, minimum=1),
         },
     }
 

@@ -14,6 +14,7 @@ with IMAGES_RBD_POOL); images/storage.py asks it for what a Storage has no words
 python3-rados and python3-rbd from Debian, imported when the store is first used.
 """
 
+import errno
 import logging
 import os
 import threading
@@ -50,12 +51,14 @@ class RBDStorage(Storage):
         user: str = "admin",
         keyring: str | None = None,
         connect_timeout: int = 10,
+        op_timeout: int = 60,
     ):
         self.pool = pool
         self.conffile = conffile
         self.user = user
         self.keyring = keyring
         self.connect_timeout = connect_timeout
+        self.op_timeout = op_timeout
         self._lock = threading.Lock()
         self._pid = None
         self._cluster = None
@@ -79,7 +82,8 @@ class RBDStorage(Storage):
 
         conf = {"keyring": self.keyring} if self.keyring else {}
         # A cluster that stops answering fails the request instead of hanging it.
-        conf.update(rados_osd_op_timeout="60", rados_mon_op_timeout="30")
+        timeout = str(self.op_timeout)
+        conf.update(rados_osd_op_timeout=timeout, rados_mon_op_timeout=timeout)
         cluster = rados.Rados(conffile=self.conffile, rados_id=self.user, conf=conf)
         try:
             cluster.connect(timeout=self.connect_timeout)
@@ -136,11 +140,16 @@ class RBDStorage(Storage):
                     image.resize(offset)
                 image.create_snap(SNAPSHOT)
                 image.protect_snap(SNAPSHOT)
-        except BaseException:
+        except BaseException as exc:
             try:
                 self.delete(name)
             except Exception:
                 logger.exception("Could not remove the unfinished RBD image %s", name)
+            if isinstance(exc, rbd.Error):
+                # As an OSError, so that a full cluster is "storage full" (413) as a
+                # full disk is, and a timeout is a store failure that names its cause.
+                code = getattr(exc, "errno", None) or errno.EIO
+                raise OSError(code, f"RBD: {exc}") from exc
             raise
 
     def _save(self, name, content):
@@ -251,7 +260,8 @@ class _Writes:
 
     def _check(self) -> None:
         if self._failed:
-            raise StoreError(f"Writing to RBD failed: {os.strerror(-self._failed[0])}")
+            code = -self._failed[0]
+            raise OSError(code, f"Writing to RBD failed: {os.strerror(code)}")
 
 
 class RBDReader:

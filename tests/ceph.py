@@ -127,6 +127,10 @@ class Ceph:
             time.sleep(0.5 * (attempt + 1))
         raise RuntimeError(f"{' '.join(args)} failed: {done.stderr.strip()}")
 
+    def pid(self, daemon: str) -> int:
+        """A daemon's PID from its pid file ("osd.0", "mon.a"), to kill it in a test."""
+        return int((self.dir / "run" / f"{daemon}.pid").read_text())
+
     @property
     def env(self) -> dict[str, str]:
         """The registry's settings for an RBD store on this cluster."""
