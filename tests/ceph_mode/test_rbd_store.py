@@ -7,6 +7,7 @@ import io
 import json
 import os
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -15,7 +16,7 @@ import pytest
 from glanceclient import Client
 from glanceclient import exc as glance_exc
 
-from tests.live import running_registry
+from tests.live import running_registry, running_worker
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +190,20 @@ def test_rbd_verify_store_finds_and_removes_an_orphaned_rbd_image(registry, ceph
         registry.manage("verify_store")
     assert "orphan: stray-disk (removed)" in registry.manage("verify_store", "--remove-orphans")
     assert "stray-disk" not in rbd_images(ceph)
+
+
+def test_rbd_glance_direct_import_stages_in_ceph_and_leaves_one_rbd_image(gc, registry, ceph):
+    data = os.urandom(5 * 1024 * 1024 + 9)
+    image = _create(gc)
+    with running_worker(registry):
+        gc.images.stage(image["id"], io.BytesIO(data))
+        staged = f"{image['id']}.staged"
+        assert staged in rbd_images(ceph)  # where any node's worker can read it
+        gc.images.image_import(image["id"], method="glance-direct")
+        deadline = time.monotonic() + 60
+        while gc.images.get(image["id"])["status"] != "active":
+            assert time.monotonic() < deadline, gc.images.get(image["id"])
+            time.sleep(0.2)
+    assert b"".join(gc.images.data(image["id"])) == data
+    names = rbd_images(ceph)
+    assert image["id"] in names and staged not in names
