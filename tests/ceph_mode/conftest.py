@@ -7,31 +7,24 @@ Debian's Ceph packages or the rados/rbd modules are missing, every test here ski
 with one line saying so -- an error with REQUIRE_CEPH=1, as in CI.
 """
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.ceph import Ceph, missing, running_ceph
+from tests.suites import mark_folder, skip_unless_available
 
 HERE = Path(__file__).resolve().parent
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if HERE in Path(item.path).parents:
-            item.add_marker(pytest.mark.ceph)
+    mark_folder(items, HERE, "ceph")
 
 
 def pytest_runtest_setup(item):
-    # Here rather than in the fixture, so that pytest folds the skips into one line.
-    problem = missing()
-    if problem is not None:
-        if os.environ.get("REQUIRE_CEPH") == "1":
-            pytest.fail(f"{problem} (REQUIRE_CEPH=1)", pytrace=False)
-        pytest.skip(problem)
+    skip_unless_available(missing(), "REQUIRE_CEPH")
 
 
 @pytest.fixture(scope="session")

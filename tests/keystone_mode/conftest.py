@@ -7,7 +7,6 @@ provisioned in it. Without the Keystone venv, every test here skips, with one li
 saying how to build it -- an error with REQUIRE_KEYSTONE=1, as in CI.
 """
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from tests.browser.conftest import (  # noqa: F401
 )
 from tests.keystone import Cloud, Keystone, provision, running_keystone, venv_problem
 from tests.live import Registry, free_port, running_registry
+from tests.suites import mark_folder, skip_unless_available
 
 TOKEN_CACHE_SECONDS = 3
 
@@ -31,19 +31,11 @@ HERE = Path(__file__).resolve().parent
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(items):
-    for item in items:
-        if HERE in Path(item.path).parents:
-            item.add_marker(pytest.mark.keystone)
+    mark_folder(items, HERE, "keystone")
 
 
 def pytest_runtest_setup(item):
-    # Here rather than in the fixture, so that pytest folds the skips into one line
-    # (a fixture's skip is reported at each test's own line).
-    problem = venv_problem()
-    if problem is not None:
-        if os.environ.get("REQUIRE_KEYSTONE") == "1":
-            pytest.fail(f"{problem} (REQUIRE_KEYSTONE=1)", pytrace=False)
-        pytest.skip(problem)
+    skip_unless_available(venv_problem(), "REQUIRE_KEYSTONE")
     if "page" in item.fixturenames:
         skip_without_chromium()
 

@@ -1,0 +1,26 @@
+"""What the suites against a real outside service share (tests/keystone_mode,
+tests/ceph_mode): every test in the folder gets the service's marker, which the
+normal runs deselect (pyproject's addopts) and the service's own make target selects;
+and one line says why they skip where the service cannot run -- a failure instead
+when CI requires it (REQUIRE_<SERVICE>=1)."""
+
+import os
+from pathlib import Path
+
+import pytest
+
+
+def mark_folder(items, folder: Path, marker: str) -> None:
+    for item in items:
+        if folder in Path(item.path).parents:
+            item.add_marker(getattr(pytest.mark, marker))
+
+
+def skip_unless_available(problem: str | None, required_by: str) -> None:
+    # Called from pytest_runtest_setup rather than a fixture, so that pytest folds the
+    # skips into one line (a fixture's skip is reported at each test's own line).
+    if problem is None:
+        return
+    if os.environ.get(required_by) == "1":
+        pytest.fail(f"{problem} ({required_by}=1)", pytrace=False)
+    pytest.skip(problem)
