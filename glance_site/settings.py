@@ -220,6 +220,11 @@ if IMAGES_RBD_POOL:
 IMAGES_DELAYED_DELETE = env_bool("IMAGES_DELAYED_DELETE", True)
 IMAGES_SCRUB_DELAY_SECONDS = env_int("IMAGES_SCRUB_DELAY_SECONDS", 86400)
 IMAGES_SCRUB_WAKEUP_SECONDS = env_int("IMAGES_SCRUB_WAKEUP_SECONDS", 300, minimum=1)
+# Every node may run a scrubber: an image's scrub is claimed (SELECT ... FOR UPDATE SKIP
+# LOCKED) and the others leave it alone for this long. Longer than a batch of 200
+# removals can take; a scrubber renews its claims while it works. A claim this old was
+# left by a scrubber that died, and another takes the image over.
+IMAGES_SCRUB_CLAIM_SECONDS = env_int("IMAGES_SCRUB_CLAIM_SECONDS", 3600, minimum=1)
 IMAGES_PURGE_AFTER_DAYS = env_int("IMAGES_PURGE_AFTER_DAYS", 30)
 IMAGES_SIZE_CAP = env_size("IMAGES_SIZE_CAP", 2**40)
 IMAGES_USER_STORAGE_QUOTA = env_size("IMAGES_USER_STORAGE_QUOTA", 0)

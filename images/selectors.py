@@ -93,19 +93,34 @@ def scrub_cutoff(now: datetime) -> datetime:
     return now - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
 
 
-def images_due_for_scrub(now: datetime) -> QuerySet[Image]:
-    cutoff = scrub_cutoff(now)
-    return Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__lte=cutoff).order_by(
-        "deleted_at", "id"
+def unclaimed_for_scrub(now: datetime) -> Q:
+    """No scrubber is at work on the image: never claimed, or the claim is older than
+    IMAGES_SCRUB_CLAIM_SECONDS (its scrubber died, or failed and let go)."""
+    lease_start = now - timedelta(seconds=settings.IMAGES_SCRUB_CLAIM_SECONDS)
+    return Q(scrub_started_at__isnull=True) | Q(scrub_started_at__lt=lease_start)
+
+
+def images_due_for_scrub(now: datetime, *, after: Image | None = None) -> QuerySet[Image]:
+    """pending_delete images past their delay that no scrubber is at work on, in scrub
+    order; with `after`, those that come after that image (a pass's next batch)."""
+    due = Image.objects.filter(
+        unclaimed_for_scrub(now), status=Status.PENDING_DELETE, deleted_at__lte=scrub_cutoff(now)
     )
+    if after is not None:
+        due = due.filter(
+            Q(deleted_at__gt=after.deleted_at) | Q(deleted_at=after.deleted_at, id__gt=after.id)
+        )
+    return due.order_by("deleted_at", "id")
 
 
-def deleted_images_holding_data() -> QuerySet[Image]:
-    """Deleted images whose data removal failed or was interrupted."""
+def deleted_images_holding_data(now: datetime | None = None) -> QuerySet[Image]:
+    """Deleted images whose data removal failed or was interrupted; with `now`, only
+    those nobody is removing (see unclaimed_for_scrub)."""
     leftover = ImageLocation.objects.filter(
         image=OuterRef("pk"), status=LocationStatus.PENDING_DELETE
     )
-    return Image.objects.filter(status=Status.DELETED).filter(Exists(leftover))
+    images = Image.objects.filter(status=Status.DELETED).filter(Exists(leftover))
+    return images if now is None else images.filter(unclaimed_for_scrub(now))
 
 
 def image_active_locations(image_ids: list) -> dict:

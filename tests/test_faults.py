@@ -496,7 +496,7 @@ def test_scrub_store_delete_failure_keeps_pending_delete_and_next_run_finishes(s
     assert db.status(kept) == "active"
 
 
-def test_scrub_killed_mid_run_next_run_finishes_and_nothing_is_lost(server, db):
+def test_scrub_killed_mid_run_run_after_lease_finishes_and_nothing_is_lost(server, db):
     live = {active_image(server, os.urandom(5_000 + n), name="live"): None for n in range(3)}
     for image_id in live:
         live[image_id] = (server.store / image_id).read_bytes()
@@ -539,7 +539,15 @@ def test_scrub_killed_mid_run_next_run_finishes_and_nothing_is_lost(server, db):
             f"Image {image_id} cannot be restored: the scrubber has begun removing its data."
         )
 
+    # Within the claim's lease another scrubber leaves them alone: for all it knows the
+    # one that claimed them is still at work (on another node).
     done = command(server, "scrub_images", env=SCRUB_NOW)
+    assert done.returncode == 0, done.stderr
+    assert [i for i in claimed if db.status(i) != "pending_delete"] == []
+
+    # Once the lease is over, the claims are a dead scrubber's: the next run finishes.
+    time.sleep(1.1)
+    done = command(server, "scrub_images", env={**SCRUB_NOW, "IMAGES_SCRUB_CLAIM_SECONDS": "1"})
     assert done.returncode == 0, done.stderr
     for image_id in doomed:
         assert db.status(image_id) == "deleted"

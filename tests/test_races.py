@@ -9,12 +9,16 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 
 from images import services
-from images.enums import Status
+from images.enums import Operation, Status
 from images.errors import ImageError, InvalidTransition
-from images.models import Image
+from images.models import Image, ImageTask, ImageTransition
+from images.services.import_worker import stages_reap_stale
+from tests.counting_storage import counted_deletes
+from tests.factories import image_in, pending_delete_in_bulk
 
 pytestmark = [pytest.mark.postgres_only, pytest.mark.django_db(transaction=True)]
 
@@ -159,3 +163,86 @@ def test_race_twenty_restores_deletes_and_scrubs_end_consistent(
     scrubbed = int(history[-1] == (Status.PENDING_DELETE, Status.DELETED))
     raced = history[4:]  # after create, upload start, upload finish and the first delete
     assert len(raced) == won.count("restore") + won.count("delete") + scrubbed
+
+
+# --- several nodes' janitors at once: each piece of work done, and told, once --------
+
+
+def test_race_three_scrubbers_scrub_each_image_once(tmp_path, image_store, settings):
+    log = tmp_path / "deletes.log"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "images": {
+            "BACKEND": "tests.counting_storage.CountingStorage",
+            "OPTIONS": {"location": str(image_store), "log": str(log)},
+        },
+    }
+    doomed = pending_delete_in_bulk(
+        900, deleted_at=timezone.now() - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS + 1)
+    )
+
+    reports = _race(*[services.images_scrub_due] * 3)
+
+    scrubbed = [pk for report in reports for pk in report.scrubbed]
+    assert sorted(scrubbed) == sorted(doomed)  # each once, by one scrubber
+    assert [report.failed for report in reports] == [[], [], []]
+    assert sorted(counted_deletes(log)) == sorted(str(pk) for pk in doomed)
+    rows = ImageTransition.objects.filter(operation=Operation.SCRUB).values_list("image_id")
+    assert list(rows.annotate(n=Count("id")).filter(n__gt=1)) == []
+    assert rows.count() == len(doomed)
+    assert Image.objects.filter(status=Status.DELETED).count() == len(doomed)
+
+
+def test_race_two_janitors_kill_a_stale_upload_once(alice, image_store, settings):
+    settings.IMAGES_UPLOAD_STALE_SECONDS = 60
+    image = image_in(Status.QUEUED, owner="alice")
+    image.begin_upload(now=timezone.now() - timedelta(seconds=120))  # its worker died
+    image.save()
+    image_store.mkdir(exist_ok=True)
+    (image_store / f"{image.pk}.partial").write_bytes(b"half an image")
+
+    reports = _race(services.images_kill_stale_uploads, services.images_kill_stale_uploads)
+
+    assert sorted(len(report.killed) for report in reports) == [0, 1]
+    operations = list(image.transitions.values_list("operation", flat=True))
+    assert operations == [Operation.KILL]
+    assert list(image_store.iterdir()) == []
+
+
+def test_race_two_janitors_undo_an_abandoned_import_once(alice, image_store, settings):
+    image = image_in(Status.IMPORTING, owner="alice")
+    task = ImageTask.objects.create(
+        image=image, owner="alice", type="api_image_import", input={"image_id": str(image.pk)}
+    )
+    task.start(worker="gone:1", now=timezone.now() - timedelta(hours=1))  # it was SIGKILLed
+    task.save()
+
+    undone = _race(services.imports_reap_stale, services.imports_reap_stale)
+
+    assert sorted(undone) == [[], [image.pk]]
+    image.refresh_from_db()
+    assert image.status == Status.QUEUED
+    assert list(image.transitions.values_list("operation", flat=True)) == [Operation.IMPORT_FAILED]
+
+
+def test_race_two_janitors_undo_a_stalled_stage_once(alice, image_store, settings):
+    settings.IMAGES_UPLOAD_STALE_SECONDS = 60
+    image = image_in(Status.QUEUED, owner="alice")
+    image.stage(now=timezone.now() - timedelta(seconds=120))  # its request died mid-body
+    image.save()
+
+    undone = _race(stages_reap_stale, stages_reap_stale)
+
+    assert sorted(undone) == [[], [image.pk]]
+    assert list(image.transitions.values_list("operation", flat=True)) == [Operation.IMPORT_FAILED]
+
+
+def test_race_two_purges_count_each_record_once(alice, settings):
+    settings.IMAGES_PURGE_AFTER_DAYS = 30
+    old = [image_in(Status.DELETED, owner="alice").pk for _ in range(40)]
+    Image.objects.filter(pk__in=old).update(deleted_at=timezone.now() - timedelta(days=31))
+
+    purged = _race(services.images_purge, services.images_purge)
+
+    assert sum(purged) == len(old)
+    assert not Image.objects.filter(pk__in=old).exists()

@@ -485,6 +485,68 @@ def test_scrub_store_failure_keeps_pending_delete_and_retries(
     assert not (image_store / str(image.id)).exists()
 
 
+def test_scrub_leaves_image_claimed_by_another_scrubber_within_lease(alice, image_store, settings):
+    settings.IMAGES_SCRUB_CLAIM_SECONDS = 600
+    image = services.image_delete(image=_uploaded(alice, b"data"), actor=alice)
+    _age(image, settings.IMAGES_SCRUB_DELAY_SECONDS + 1)
+    # Another node's scrubber claimed it a minute ago and is removing its data.
+    Image.objects.filter(pk=image.pk).update(
+        scrub_started_at=timezone.now() - timedelta(seconds=60)
+    )
+
+    report = services.images_scrub_due()
+    with pytest.raises(InvalidTransition, match="is being scrubbed by another scrubber"):
+        services.image_scrub(image=image)
+
+    image.refresh_from_db()
+    assert (report.scrubbed, report.failed, image.status) == ([], [], Status.PENDING_DELETE)
+    assert (image_store / str(image.id)).exists()
+    assert _history(image)[-1] == (Status.ACTIVE, Status.PENDING_DELETE, Operation.DELETE)
+
+
+def test_scrub_takes_over_claim_older_than_lease(alice, image_store, settings):
+    settings.IMAGES_SCRUB_CLAIM_SECONDS = 600
+    image = services.image_delete(image=_uploaded(alice, b"data"), actor=alice)
+    _age(image, settings.IMAGES_SCRUB_DELAY_SECONDS + 1)
+    # The scrubber that claimed it died eleven minutes ago.
+    Image.objects.filter(pk=image.pk).update(
+        scrub_started_at=timezone.now() - timedelta(seconds=660)
+    )
+
+    report = services.images_scrub_due()
+
+    image.refresh_from_db()
+    assert (report.scrubbed, image.status) == ([image.pk], Status.DELETED)
+    assert not (image_store / str(image.id)).exists()
+    assert [row[2] for row in _history(image)].count(Operation.SCRUB) == 1
+
+
+def test_scrub_store_failure_after_some_data_went_keeps_claim_and_next_pass_retries(
+    alice, recovery_staff, image_store, failing_store, settings
+):
+    image = _uploaded(alice, b"data")
+    # Two locations: an external one (nothing of ours to remove) first, then ours.
+    first = image.locations.get()
+    image.locations.create(url=first.url, in_store=True)
+    image.locations.filter(pk=first.pk).update(url="http://example.org/x", in_store=False)
+    image = services.image_delete(image=image, actor=alice)
+    _age(image, settings.IMAGES_SCRUB_DELAY_SECONDS + 1)
+    failing_store(fail_writes=False)
+
+    report = services.images_scrub_due()
+    image.refresh_from_db()
+    assert (report.failed, image.status) == ([image.pk], Status.PENDING_DELETE)
+    assert image.scrub_started_at is not None  # a location is gone: no restore now
+    with pytest.raises(InvalidTransition, match="scrubber has begun removing its data"):
+        services.image_restore(image=image, actor=recovery_staff)
+
+    failing_store(fail_writes=False, fail_deletes=False)
+    report = services.images_scrub_due()
+    image.refresh_from_db()
+    assert (report.scrubbed, image.status) == ([image.pk], Status.DELETED)
+    assert not (image_store / str(image.id)).exists()
+
+
 def test_scrub_of_restored_image_refused(alice, recovery_staff, image_store):
     image = services.image_delete(image=_uploaded(alice, b"data"), actor=alice)
     services.image_restore(image=image, actor=recovery_staff)

@@ -3,6 +3,7 @@
 """
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -12,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from images import policy, storage
+from images import policy, selectors, storage
 from images.enums import LocationStatus, Operation, Status
 from images.errors import (
     Conflict,
@@ -62,13 +63,19 @@ def image_delete(*, image: Image, actor: Actor) -> Image:
         fresh = _lock(image.pk)
         delayed = _delete_target(fresh, actor) == Status.PENDING_DELETE
         name = "mark_pending_delete" if delayed else "mark_deleted"
-        _transition(fresh, name, operation=Operation.DELETE, actor=actor, now=timezone.now())
+        now = timezone.now()
+        if not delayed:
+            # This request removes the data below: the janitor's sweep (on any node)
+            # leaves it alone for the lease, and takes over if the request dies.
+            fresh.scrub_started_at = now
+        _transition(fresh, name, operation=Operation.DELETE, actor=actor, now=now)
         fresh.locations.filter(status=LocationStatus.ACTIVE).update(
             status=LocationStatus.PENDING_DELETE
         )
     if not delayed:
         storage.delete_partial(fresh.pk)
-        _remove_location_data(fresh)
+        if not _remove_location_data(fresh):
+            _release(fresh.pk, now)  # the next sweep retries at once
     return fresh
 
 
@@ -129,6 +136,32 @@ def _remove_location_data(image: Image) -> bool:
     return True
 
 
+def _release(image_id, claimed_at: datetime) -> None:
+    """Expire this claim but keep it set: any scrubber retries the image at its next
+    pass, and no restore brings back an image whose bytes may be partly gone."""
+    Image.objects.filter(pk=image_id, scrub_started_at=claimed_at).update(
+        scrub_started_at=claimed_at - claim_lease()
+    )
+
+
+def _finish_delete(image_id, *, now: datetime) -> bool | None:
+    """The janitor's sweep of one `deleted` image still holding data (its delete's
+    removal failed, or the process died): claim it, remove the bytes. True if they
+    went, False if the store failed (retried next pass), None if it is not ours to
+    do (another scrubber claimed it within the lease, or nothing is left)."""
+    leftovers = selectors.deleted_images_holding_data(now)
+    with transaction.atomic():
+        image = leftovers.select_for_update(skip_locked=True).filter(pk=image_id).first()
+        if image is None:
+            return None
+        claimed_at = timezone.now()
+        Image.objects.filter(pk=image_id).update(scrub_started_at=claimed_at)
+    if _remove_location_data(image):
+        return True
+    _release(image_id, claimed_at)
+    return False
+
+
 def image_restore(*, image: Image, actor: Actor) -> Image:
     """Bring a pending_delete image back to the status it had, with everything it had."""
     if not policy.may(actor, image, Action.RESTORE):
@@ -152,6 +185,17 @@ def image_restore(*, image: Image, actor: Actor) -> Image:
 
 
 # --- scrub: the data first, then the status; the janitor scrubs in batches ---------------
+#
+# Several scrubbers may run at once (one per node). An image is theirs to scrub once
+# claimed: `scrub_started_at` set in a committed transaction, before any byte goes. A
+# claim younger than IMAGES_SCRUB_CLAIM_SECONDS (the lease) belongs to a scrubber at
+# work, and the others leave the image alone; an older one was left by a scrubber that
+# died, and the next scrubber takes it over. A scrubber renews its claims while it
+# works, so a slow store does not let a second scrubber in.
+
+
+def claim_lease() -> timedelta:
+    return timedelta(seconds=settings.IMAGES_SCRUB_CLAIM_SECONDS)
 
 
 def image_scrub(
@@ -164,7 +208,8 @@ def image_scrub(
     the store fails, the image stays pending_delete and the next run retries; if
     it failed before removing anything, the claim is dropped and the image may
     still be restored. With `due_by`, an image deleted after that time (restored
-    and deleted again since it was found) is left alone.
+    and deleted again since it was found) is left alone. An image another scrubber
+    claimed within the lease is refused (InvalidTransition): it is being scrubbed.
     """
     if not policy.may(actor, image, Action.SCRUB):
         raise Forbidden("You are not permitted to scrub images.")
@@ -176,36 +221,60 @@ def image_scrub(
     return Image.objects.get(pk=image.pk)
 
 
-def _scrub_batch(
-    image_ids: list, *, actor: Actor, due_by: datetime | None
-) -> dict[Any, ImageError | None]:
+Outcomes = dict[Any, ImageError | None]
+
+
+def _scrub_batch(image_ids: list, *, actor: Actor, due_by: datetime | None) -> Outcomes:
     """Scrub these images, each with the steps and outcome `image_scrub` documents.
 
     Returns {image id: None if scrubbed, else the InvalidTransition or StoreError
-    that left it pending_delete}; an image that no longer exists is left out.
+    that left it pending_delete}; an image that no longer exists is left out. The
+    rows are waited for (a restore holding one is answered, not skipped) and lock in
+    id order, so two callers on overlapping batches cannot deadlock.
     """
-    outcomes: dict[Any, ImageError | None] = {}
-    # 1. The claim, committed before any byte goes. Rows lock in id order, so two
-    #    scrubbers working on overlapping batches cannot deadlock.
+    outcomes: Outcomes = {}
     with transaction.atomic():
-        claimed = []
-        for fresh in Image.objects.select_for_update().filter(pk__in=image_ids).order_by("pk"):
-            if fresh.status != Status.PENDING_DELETE:
-                outcomes[fresh.pk] = InvalidTransition(
-                    f"Image {fresh.pk} is {fresh.status}, not pending_delete."
-                )
-            elif due_by is not None and fresh.deleted_at > due_by:
-                outcomes[fresh.pk] = InvalidTransition(
-                    f"Image {fresh.pk} is not due for scrubbing yet."
-                )
-            else:
-                claimed.append(fresh)
-        unclaimed = [fresh.pk for fresh in claimed if fresh.scrub_started_at is None]
-        if unclaimed:
-            Image.objects.filter(pk__in=unclaimed).update(scrub_started_at=timezone.now())
+        rows = Image.objects.select_for_update().filter(pk__in=image_ids).order_by("pk")
+        claimed, claimed_at = _claim(list(rows), due_by=due_by, outcomes=outcomes)
+    return _scrub_claimed(claimed, claimed_at, actor=actor, outcomes=outcomes)
+
+
+def _claim(rows: list[Image], *, due_by: datetime | None, outcomes: Outcomes):
+    """Claim, among these locked rows, the images that may be scrubbed now; call inside
+    the transaction that locked them. Returns (claimed images, the claim's time) and
+    puts each refusal in `outcomes`."""
+    claimed_at = timezone.now()
+    taken = claimed_at - claim_lease()
+    claimed = []
+    for fresh in rows:
+        if fresh.status != Status.PENDING_DELETE:
+            outcomes[fresh.pk] = InvalidTransition(
+                f"Image {fresh.pk} is {fresh.status}, not pending_delete."
+            )
+        elif due_by is not None and fresh.deleted_at > due_by:
+            outcomes[fresh.pk] = InvalidTransition(
+                f"Image {fresh.pk} is not due for scrubbing yet."
+            )
+        elif fresh.scrub_started_at is not None and fresh.scrub_started_at >= taken:
+            outcomes[fresh.pk] = InvalidTransition(
+                f"Image {fresh.pk} is being scrubbed by another scrubber."
+            )
+        else:
+            claimed.append(fresh)
+    if claimed:
+        Image.objects.filter(pk__in=[fresh.pk for fresh in claimed]).update(
+            scrub_started_at=claimed_at
+        )
+    return claimed, claimed_at
+
+
+def _scrub_claimed(
+    claimed: list[Image], claimed_at: datetime, *, actor: Actor, outcomes: Outcomes
+) -> Outcomes:
+    """Steps 2 and 3 of a scrub, for images this scrubber has claimed at `claimed_at`
+    (committed): their data, then their transitions."""
     if not claimed:
         return outcomes
-
     # 2. The data, outside any transaction: each image's locations in order, stopping
     #    at its first failure as _remove_location_data does.
     locations: dict[Any, list[ImageLocation]] = {fresh.pk: [] for fresh in claimed}
@@ -213,44 +282,75 @@ def _scrub_batch(
         image__in=[fresh.pk for fresh in claimed], status=LocationStatus.PENDING_DELETE
     ).order_by("image_id", "id"):
         locations[location.image_id].append(location)
-    removed, unclaim = [], []
-    for fresh in claimed:
+    removed, unclaim, release = [], [], []
+    lease = claim_lease().total_seconds()
+    renew_at = time.monotonic() + lease / 3
+    for index, fresh in enumerate(claimed):
+        if time.monotonic() > renew_at:
+            claimed_at, lost = _renew(claimed[index:], claimed_at)
+            renew_at = time.monotonic() + lease / 3
+            for pk in lost:  # our lease ran out and another scrubber took them over
+                outcomes[pk] = InvalidTransition(f"Image {pk} is being scrubbed by another one.")
+        if fresh.pk in outcomes:
+            continue
         for position, location in enumerate(locations[fresh.pk]):
             if not _remove_bytes(location):
                 outcomes[fresh.pk] = StoreError(
                     f"The store failed to remove the data of image {fresh.pk}; "
                     "it stays pending_delete."
                 )
-                if position == 0:
-                    unclaim.append(fresh.pk)  # nothing removed: restorable again
+                # Nothing removed: restorable again. Else the claim stays, so no
+                # restore brings the image back without its bytes, but expired, so
+                # the next pass of any scrubber retries at once.
+                (unclaim if position == 0 else release).append(fresh.pk)
                 break
             removed.append(location.pk)
     if removed:
         ImageLocation.objects.filter(pk__in=removed).update(status=LocationStatus.DELETED)
+    ours = Image.objects.filter(status=Status.PENDING_DELETE, scrub_started_at=claimed_at)
     if unclaim:
-        Image.objects.filter(pk__in=unclaim, status=Status.PENDING_DELETE).update(
-            scrub_started_at=None
-        )
+        ours.filter(pk__in=unclaim).update(scrub_started_at=None)
+    if release:
+        ours.filter(pk__in=release).update(scrub_started_at=claimed_at - claim_lease())
 
     # 3. The transitions, re-checked under the lock, and their history in one insert.
+    #    An image already deleted was scrubbed by a scrubber that took it over: that
+    #    one reports it, not this one.
     done = [fresh.pk for fresh in claimed if fresh.pk not in outcomes]
     if done:
         with transaction.atomic():
             history: list[ImageTransition] = []
             for fresh in Image.objects.select_for_update().filter(pk__in=done).order_by("pk"):
-                if fresh.status == Status.PENDING_DELETE:
-                    try:
-                        _transition(
-                            fresh,
-                            "scrub",
-                            operation=Operation.SCRUB,
-                            actor=actor,
-                            history=history,
-                            update_fields=["status", "updated_at"],
-                        )
-                    except InvalidTransition as exc:
-                        outcomes[fresh.pk] = exc
-                        continue
+                try:
+                    _transition(
+                        fresh,
+                        "scrub",
+                        operation=Operation.SCRUB,
+                        actor=actor,
+                        history=history,
+                        update_fields=["status", "updated_at"],
+                        refusal=f"Image {fresh.pk} was scrubbed by another scrubber.",
+                    )
+                except InvalidTransition as exc:
+                    outcomes[fresh.pk] = exc
+                    continue
                 outcomes[fresh.pk] = None
             ImageTransition.objects.bulk_create(history)
     return outcomes
+
+
+def _renew(images: list[Image], claimed_at: datetime) -> tuple[datetime, list]:
+    """Renew this scrubber's claims on `images` (those it has yet to finish); returns
+    the new claim time and the images whose claim is no longer ours."""
+    with transaction.atomic():
+        ids = [image.pk for image in images]
+        mine = list(
+            Image.objects.select_for_update()
+            .filter(pk__in=ids, scrub_started_at=claimed_at)
+            .order_by("pk")
+            .values_list("pk", flat=True)
+        )
+        renewed_at = timezone.now()
+        Image.objects.filter(pk__in=mine).update(scrub_started_at=renewed_at)
+    kept = set(mine)
+    return renewed_at, [pk for pk in ids if pk not in kept]

@@ -195,18 +195,32 @@ def _activate(task_id, stored: storage.StoredData, *, original_format: str | Non
     _discard(storage.staged_name(image.pk))
 
 
-def _fail(task_id, message: str) -> None:
+def _fail(task_id, message: str, *, stale_before=None) -> bool:
     """The one failure path of an import: task failed, image back to `queued`
-    without data, the lock released and the failure recorded, staged data gone."""
+    without data, the lock released and the failure recorded, staged data gone.
+
+    Only while the task is still open: one that has failed or succeeded already
+    (the janitor gave up on a slow worker; another janitor was first) keeps its
+    outcome, and its image, which may be in a new import by now, is left alone.
+    With `stale_before`, only a task still processing with no heartbeat since then
+    (the janitor's check, made again under the lock). True if this call failed it."""
     with transaction.atomic():
         task = ImageTask.objects.select_for_update().get(pk=task_id)
-        if task.status in (TaskStatus.PENDING, TaskStatus.PROCESSING):
-            task.fail(message=message, expires_at=_expiry())
-            task.save()
+        if task.status not in (TaskStatus.PENDING, TaskStatus.PROCESSING):
+            return False
+        if stale_before is not None and not (
+            task.status == TaskStatus.PROCESSING
+            and task.heartbeat_at is not None
+            and task.heartbeat_at < stale_before
+        ):
+            return False
+        task.fail(message=message, expires_at=_expiry())
+        task.save()
         if task.image_id is not None:
             _undo(task.image_id, task.user_id or "worker", reason=message, fail_import=True)
     if task.image_id is not None:
         _discard(storage.staged_name(task.image_id))
+    return True
 
 
 # --- the janitor ---------------------------------------------------------------------
@@ -219,7 +233,9 @@ def imports_reap_stale(*, now=None) -> list:
     stale = ImageTask.objects.filter(status=TaskStatus.PROCESSING, heartbeat_at__lt=cutoff)
     reaped = []
     for task_id, image_id, worker in stale.values_list("pk", "image_id", "worker"):
-        _fail(task_id, f"The import's worker ({worker}) stopped; it was abandoned.")
+        message = f"The import's worker ({worker}) stopped; it was abandoned."
+        if not _fail(task_id, message, stale_before=cutoff):
+            continue  # another node's janitor reaped it, or the worker spoke up
         storage.delete_partial(image_id)
         reaped.append(image_id)
     return reaped
@@ -227,14 +243,20 @@ def imports_reap_stale(*, now=None) -> list:
 
 def stages_reap_stale(*, now=None) -> list:
     """Stages whose request stopped (its server process died mid-body): the image goes
-    back to `queued` and the partial data goes; returns their ids."""
+    back to `queued` and the partial data goes; returns their ids. Each is claimed with
+    SKIP LOCKED and found stalled again under the lock, so of two janitors one acts,
+    and never on a stage that has started again since."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=settings.IMAGES_UPLOAD_STALE_SECONDS)
     stalled = Image.objects.filter(status=Status.UPLOADING, upload_heartbeat_at__lt=cutoff)
     reaped = []
     for image_id in stalled.values_list("pk", flat=True):
+        with transaction.atomic():
+            mine = stalled.select_for_update(skip_locked=True).filter(pk=image_id)
+            if not list(mine.values_list("pk", flat=True)):
+                continue
+            _undo(image_id, SCRUBBER, reason="staging stopped: no data arrived", fail_import=False)
         storage.delete_partial(image_id, storage.staged_name(image_id))
-        _undo(image_id, SCRUBBER, reason="staging stopped: no data arrived", fail_import=False)
         reaped.append(image_id)
     return reaped
 

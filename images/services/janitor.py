@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from images import selectors, storage
 from images.enums import SCRUBBER, Operation
+from images.errors import StoreError
 from images.models import Image
-from images.services._transitions import _lock, _transition
+from images.services._transitions import _transition
 from images.services.data import _discard
-from images.services.deletion import _remove_location_data, _scrub_batch
+from images.services.deletion import _claim, _finish_delete, _scrub_claimed
 from images.services.import_worker import (
     imports_reap_stale,
     stages_reap_stale,
@@ -41,47 +42,54 @@ class ScrubReport:
 
 
 def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
-    """Scrub every pending_delete image past its delay, and finish interrupted deletes."""
+    """Scrub every pending_delete image past its delay, and finish interrupted deletes.
+
+    Safe on every node at once: each batch is claimed with SELECT ... FOR UPDATE SKIP
+    LOCKED among the images no scrubber is at work on, so each image is scrubbed, and
+    reported, by one scrubber. A pass visits the due images once, in order, so one
+    whose store keeps failing waits for the next pass.
+    """
     now = now or timezone.now()
     report = report or ScrubReport()
     due_by = selectors.scrub_cutoff(now)
-
-    def scrub(batch: list) -> None:
-        outcomes = _scrub_batch(batch, actor=SCRUBBER, due_by=due_by)
-        for pk in batch:  # the report keeps the due order
-            if pk not in outcomes:
-                continue
-            if outcomes[pk] is None:
-                report.scrubbed.append(pk)
-            else:
-                logger.warning("Scrub of image %s did not finish: %s", pk, outcomes[pk])
-                report.failed.append(pk)
-
-    batch: list = []
-    due = selectors.images_due_for_scrub(now).values_list("pk", flat=True)
-    for pk in due.iterator(chunk_size=SCRUB_BATCH):
-        batch.append(pk)
-        if len(batch) == SCRUB_BATCH:
-            scrub(batch)
-            batch = []
-    if batch:
-        scrub(batch)
-    for image in selectors.deleted_images_holding_data():
-        if _remove_location_data(image):
-            report.swept.append(image.pk)
-        else:
-            report.failed.append(image.pk)
+    last = None
+    while True:
+        outcomes: dict = {}
+        with transaction.atomic():
+            due = selectors.images_due_for_scrub(now, after=last)
+            rows = list(due.select_for_update(skip_locked=True)[:SCRUB_BATCH])
+            claimed, claimed_at = _claim(rows, due_by=due_by, outcomes=outcomes)
+        if not rows:
+            break
+        last = rows[-1]
+        _scrub_claimed(claimed, claimed_at, actor=SCRUBBER, outcomes=outcomes)
+        for fresh in rows:  # the report keeps the due order
+            outcome = outcomes.get(fresh.pk)
+            if outcome is None:
+                report.scrubbed.append(fresh.pk)
+            elif isinstance(outcome, StoreError):
+                logger.warning("Scrub of image %s did not finish: %s", fresh.pk, outcome)
+                report.failed.append(fresh.pk)
+            else:  # another scrubber has it, or had it: not ours to report
+                logger.info("Scrub of image %s left to another: %s", fresh.pk, outcome)
+    for pk in selectors.deleted_images_holding_data(now).values_list("pk", flat=True):
+        finished = _finish_delete(pk, now=now)
+        if finished is not None:
+            (report.swept if finished else report.failed).append(pk)
     return report
 
 
 def images_kill_stale_uploads(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
-    """`saving` images whose upload stopped reporting (its worker died) become `killed`."""
+    """`saving` images whose upload stopped reporting (its worker died) become `killed`.
+    Each is claimed with SKIP LOCKED and found stale again under the lock, so of two
+    janitors one kills it, and an upload that reported meanwhile is left alone."""
     now = now or timezone.now()
     report = report or ScrubReport()
-    for image in selectors.images_with_stale_uploads(now):
+    stale = selectors.images_with_stale_uploads(now)
+    for pk in stale.values_list("pk", flat=True):
         with transaction.atomic():
-            fresh = _lock(image.pk)
-            if not selectors.images_with_stale_uploads(now).filter(pk=fresh.pk).exists():
+            fresh = stale.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if fresh is None:
                 continue
             _transition(
                 fresh,
@@ -103,12 +111,16 @@ def images_kill_stale_uploads(*, now=None, report: ScrubReport | None = None) ->
 
 
 def images_purge(*, now=None) -> int:
-    """Remove `deleted` records older than IMAGES_PURGE_AFTER_DAYS, for good."""
+    """Remove `deleted` records older than IMAGES_PURGE_AFTER_DAYS, for good; returns
+    how many this call removed (rows another node's purge holds are its to count)."""
     now = now or timezone.now()
-    ids = list(selectors.images_due_for_purge(now).values_list("pk", flat=True))
-    if ids:
-        Image.objects.filter(pk__in=ids).delete()
-    return len(ids)
+    with transaction.atomic():
+        due = selectors.images_due_for_purge(now).select_for_update(skip_locked=True)
+        ids = list(due.values_list("pk", flat=True))
+        if not ids:
+            return 0
+        _, removed = Image.objects.filter(pk__in=ids).delete()
+    return removed.get(Image._meta.label, 0)
 
 
 def scrubber_pass(*, now=None) -> ScrubReport:
