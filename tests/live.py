@@ -12,6 +12,10 @@ more workers). Each database is fresh: a SQLite file in a temporary directory, o
 when DATABASE_URL (or `database=`) names PostgreSQL (the `make test-postgres` pass),
 a new database on that server, migrated on start and dropped afterwards.
 `throwaway_postgres` starts such a server of its own (.ci/pg.sh).
+
+`running_registry` is `fresh_deployment` (the database, the store, the settings and
+the cast) and `serving` (one gunicorn on them). tests/cluster.py calls the two apart:
+one deployment, several nodes serving it.
 """
 
 import atexit
@@ -184,26 +188,22 @@ def _collected_static(env: dict[str, str]) -> Path:
     return _static[0]
 
 
-@contextlib.contextmanager
-def running_registry(
-    tmp: Path,
-    *,
-    workers: int = 2,
-    threads: int = 4,
-    env: dict[str, str] | None = None,
-    database: str | None = None,
-    port: int | None = None,
-) -> Iterator[Registry]:
-    """Start the production server on a fresh database and store under `tmp`.
+@dataclass(frozen=True)
+class Deployment:
+    """What every node of one registry shares: its environment (database, store,
+    secret key, settings) and the cast's tokens. `serving` starts a node on it."""
 
-    `env` adds to or overrides the server's environment (a failing store, a short
-    stale-upload window, ...); `manage()` runs commands with the same environment.
-    The server gets its own TMPDIR, so a test can tell it left no temporary files.
-    `database` is "sqlite" or the URL of a PostgreSQL server to make a new database
-    on; by default, DATABASE_URL's server if it names one, else SQLite. The users
-    are alice, bob, admin (superuser) and rita (recovery staff); `tokens` has theirs.
-    `port` is where to serve (a catalog may already name it); by default a free one.
-    """
+    env: dict[str, str]
+    tokens: dict[str, str]
+
+
+@contextlib.contextmanager
+def fresh_deployment(
+    tmp: Path, *, env: dict[str, str] | None = None, database: str | None = None
+) -> Iterator[Deployment]:
+    """A fresh database, migrated, with the cast, and a store under `tmp`; the
+    PostgreSQL database is dropped afterwards. `env` and `database` as in
+    running_registry."""
     database_url = os.environ.get("DATABASE_URL", "") if database is None else database
     drop = None
     if database_url.startswith(("postgres://", "postgresql://")):
@@ -227,7 +227,6 @@ def running_registry(
     full_env.pop("DJANGO_SETTINGS_MODULE", None)
     (tmp / "var").mkdir(exist_ok=True)
     (tmp / "var" / "static").symlink_to(_collected_static(full_env))
-    proc = None
     try:
         _manage(full_env, "migrate", "--noinput", "-v0")
         tokens = {}
@@ -235,9 +234,33 @@ def running_registry(
             if line.startswith("TOKEN "):
                 _, user, key = line.split()
                 tokens[user] = key
-        port = port or free_port()
-        url = f"http://127.0.0.1:{port}"
-        log = tmp / "gunicorn.log"
+        yield Deployment(env=full_env, tokens=tokens)
+    finally:
+        if drop is not None:
+            drop()
+
+
+@contextlib.contextmanager
+def serving(
+    deployment: Deployment,
+    node_dir: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    port: int | None = None,
+    access_log: bool = False,
+) -> Iterator[Registry]:
+    """The production server on a deployment's database and store: the registry, or
+    one more node of it. Its log (and with `access_log`, gunicorn's access log) and
+    its TMPDIR are under `node_dir`."""
+    (node_dir / "tmp").mkdir(parents=True, exist_ok=True)
+    env = {**deployment.env, "TMPDIR": str(node_dir / "tmp")}
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = node_dir / "gunicorn.log"
+    access = str(node_dir / "access.log") if access_log else "/dev/null"
+    proc = None
+    try:
         with open(log, "wb") as log_file:
             proc = subprocess.Popen(
                 [
@@ -251,27 +274,53 @@ def running_registry(
                     "--threads",
                     str(threads),
                     "--access-logfile",
-                    "/dev/null",
+                    access,
                 ],
                 cwd=ROOT,
-                env=full_env,
+                env=env,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
         _wait_until_serving(url, proc, log, workers)
         yield Registry(
             url=url,
-            tokens=tokens,
-            store=Path(full_env["IMAGES_STORE"]),
-            env=full_env,
+            tokens=deployment.tokens,
+            store=Path(env["IMAGES_STORE"]),
+            env=env,
             pid=proc.pid,
             log=log,
         )
     finally:
         if proc is not None:
             stop(proc)
-        if drop is not None:
-            drop()
+
+
+@contextlib.contextmanager
+def running_registry(
+    tmp: Path,
+    *,
+    workers: int = 2,
+    threads: int = 4,
+    env: dict[str, str] | None = None,
+    database: str | None = None,
+    port: int | None = None,
+) -> Iterator[Registry]:
+    """Start the production server on a fresh database and store under `tmp`.
+
+    `env` adds to or overrides the server's environment (a failing store, a short
+    stale-upload window, ...); `manage()` runs commands with the same environment.
+    The server gets its own TMPDIR, so a test can tell it left no temporary files.
+    `database` is "sqlite" or the URL of a PostgreSQL server to make a new database
+    on; by default, DATABASE_URL's server if it names one, else SQLite. The users
+    are alice, bob, admin (superuser) and rita (recovery staff); `tokens` has theirs.
+    `port` is where to serve (a catalog may already name it); by default a free one.
+    Several nodes on one database and store: tests/cluster.py.
+    """
+    with (
+        fresh_deployment(tmp, env=env, database=database) as deployment,
+        serving(deployment, tmp, workers=workers, threads=threads, port=port) as registry,
+    ):
+        yield registry
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -288,15 +337,32 @@ def stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def running_worker(
-    registry: Registry, *, log_name: str = "worker.log"
+    registry: Registry, *, log_name: str = "worker.log", interval: str = "0.2"
 ) -> Iterator[subprocess.Popen]:
     """A `manage.py db_worker` (django-tasks) beside the server, on its database and
     store, as `make run` starts one; stopped (TERM, then KILL) on exit. A test may
     SIGKILL it itself to play a worker that died."""
+    with _beside(registry, log_name, "db_worker", "--interval", interval) as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def running_scrubber(
+    registry: Registry, *, log_name: str = "scrubber.log"
+) -> Iterator[subprocess.Popen]:
+    """`manage.py scrub_images --daemon` beside the server, as `make run` starts it;
+    its report lines ("scrubbed N, failed ...") go to `log_name` beside the server's
+    log. Stopped with TERM, which lets the pass under way finish."""
+    with _beside(registry, log_name, "scrub_images", "--daemon") as proc:
+        yield proc
+
+
+@contextlib.contextmanager
+def _beside(registry: Registry, log_name: str, *args: str) -> Iterator[subprocess.Popen]:
     log = registry.log.parent / log_name
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            [str(BIN / "python"), "manage.py", "db_worker", "--interval", "0.2"],
+            [str(BIN / "python"), "manage.py", *args],
             cwd=ROOT,
             env=registry.env,
             stdout=out,
