@@ -14,8 +14,9 @@ export VAR_DIR ?= var
 export KEYSTONE_VENV ?= var/keystone-venv
 SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
+SOAK_NODES ?= 1
 
-.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings lint format bench soak clean
+.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings test-cluster lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,7 +54,7 @@ run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
 	trap 'kill $$scrubber $$worker 2>/dev/null' EXIT; \
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(VENV)/bin/gunicorn -c glance_site/gunicorn.conf.py
 
-test: test-sqlite test-postgres test-keystone test-ceph
+test: test-sqlite test-postgres test-keystone test-ceph test-cluster
 
 # Debian's chromium and the PostgreSQL server: installed when missing (as root, with
 # apt-get), else one line each says what is missing and that part is skipped.
@@ -97,12 +98,30 @@ ceph-bindings: $(VENV)/.runtime
 test-ceph: $(VENV)/.test ceph-deps
 	$(VENV)/bin/pytest -m ceph tests/ceph_mode $(PYTEST_ARGS) || [ $$? = 5 ]
 
+# Three nodes behind nginx on one PostgreSQL (tests/test_cluster.py, marker `cluster`),
+# once: the two passes above deselect them. It starts a PostgreSQL of its own; without
+# nginx or the PostgreSQL server one line says so and they are skipped (an error with
+# REQUIRE_CLUSTER=1). Exit 5 is a PYTEST_ARGS -k that matched none of them.
+test-cluster: $(VENV)/.test test-deps
+	@source .ci/pg.sh; missing=""; \
+	command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="nginx (apt-get install nginx-light)"; \
+	[ -n "$$(pg_bin)" ] || missing="$${missing:+$$missing, }PostgreSQL server binaries (apt-get install postgresql)"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$${REQUIRE_CLUSTER:-0}" = 1 ]; then echo "test-cluster: no $$missing, and REQUIRE_CLUSTER=1" >&2; exit 1; fi; \
+	  echo "test-cluster: no $$missing: the cluster tests are skipped"; exit 0; \
+	fi; \
+	pg_up || exit 1; trap pg_down EXIT; \
+	echo "Cluster tests: three nodes behind nginx on $$DATABASE_URL"; \
+	$(VENV)/bin/pytest -m cluster tests/test_cluster.py $(PYTEST_ARGS) || [ $$? = 5 ]
+
 # A bounded load run on loopback (tests/soak.py): SOAK_CLIENTS clients for SOAK_SECONDS
 # against the production server and the scrubber daemon, then every active image's bytes
 # checked against its checksum and `verify_store --rehash`. PostgreSQL when DATABASE_URL
-# names a server (`source .ci/pg.sh; pg_up; make soak; pg_down`).
+# names a server (`source .ci/pg.sh; pg_up; make soak; pg_down`). SOAK_NODES=3: against
+# three nodes behind nginx (tests/cluster.py) on PostgreSQL (DATABASE_URL's, else one of
+# its own).
 soak: $(VENV)/.test
-	$(PY) -m tests.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS)
+	$(PY) -m tests.soak --clients $(SOAK_CLIENTS) --seconds $(SOAK_SECONDS) --nodes $(SOAK_NODES)
 
 # Speed, memory and scale against the production server on a scratch database and
 # store (benchmarks/run.py; issue 6), started by tests/live.py as the tests and

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # What `make test` needs beyond .venv: Debian's chromium (browser tests), the
-# PostgreSQL server binaries (the second pass) and qemu-img and genisoimage (real
-# disk images for the format-inspection tests). `make test` and `.ci/run` both come
-# through here, so a fresh machine needs no set-up of its own.
+# PostgreSQL server binaries (the second pass and the cluster tests), nginx (the
+# cluster tests' load balancer) and qemu-img and genisoimage (real disk images for the
+# format-inspection tests). `make test` and `.ci/run` both come through here, so a
+# fresh machine needs no set-up of its own.
 #
 # As root with apt-get, a missing one is installed. Otherwise one line says what is
 # missing and how to get it, and that part is skipped (the browser tests skip, the
-# PostgreSQL pass is left out) -- an error only with REQUIRE_BROWSER=1 or
-# REQUIRE_POSTGRES=1, as in CI.
+# PostgreSQL pass is left out) -- an error only with REQUIRE_BROWSER=1,
+# REQUIRE_POSTGRES=1, REQUIRE_CLUSTER=1 or REQUIRE_QEMU=1, as in CI.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .ci/pg.sh
@@ -53,6 +54,16 @@ fi
 if [ -z "$(pg_bin)" ]; then
   missing "no PostgreSQL server binaries under $(pg_lib)" "apt-get install postgresql, as root" \
     "the PostgreSQL pass is skipped" REQUIRE_POSTGRES
+fi
+
+# nginx in front of three nodes for the cluster tests (tests/cluster.py); nginx-light is
+# all they use of it.
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ] && can_install; then
+  apt_install nginx-light
+fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  missing "no nginx" "apt-get install nginx-light, as root" "the cluster tests skip" \
+    REQUIRE_CLUSTER
 fi
 
 # Real disk images for the format-inspection tests (tests/disk_images.py).
