@@ -13,6 +13,11 @@ worker_class = "gthread"
 threads = int(os.environ.get("THREADS", "4"))
 # A multi-GB upload outlasts any fixed deadline; a dead upload is the janitor's job.
 timeout = 0
+# Behind a load balancer, an idle connection is the balancer's to close: nginx keeps
+# one for 60 s (deploy/nginx), and a node closing it first, just as nginx sends a POST
+# on it, would be a 502 for that client. gthread holds an idle connection in its
+# poller, not a thread, so keeping it costs nothing.
+keepalive = 75
 control_socket_disable = True
 accesslog = "-"
 loglevel = "warning"

@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,10 +193,18 @@ def running_cluster(
         deployment = stack.enter_context(
             fresh_deployment(tmp, env={**NODE_ENV, **(env or {})}, database=database)
         )
-        members = [
-            _start_node(stack, deployment, tmp / f"node{n}", workers, threads)
-            for n in range(1, nodes + 1)
-        ]
+        # The nodes start side by side (each gunicorn takes seconds to import Django);
+        # each one's processes are stopped with the cluster, started or not.
+        with ThreadPoolExecutor(max_workers=nodes) as pool:
+            starting = [
+                pool.submit(_start_node, deployment, tmp / f"node{n}", workers, threads)
+                for n in range(1, nodes + 1)
+            ]
+            wait(starting)
+        for future in starting:
+            if future.exception() is None:
+                stack.callback(future.result()[1].close)
+        members = [future.result()[0] for future in starting]
         port = free_port()
         pid = stack.enter_context(_running_nginx(nginx, tmp / "nginx", port, members))
         yield Cluster(
@@ -207,16 +216,21 @@ def running_cluster(
         )
 
 
-def _start_node(stack, deployment, node_dir: Path, workers: int, threads: int) -> Node:
-    registry = stack.enter_context(
-        serving(deployment, node_dir, workers=workers, threads=threads, access_log=True)
-    )
-    return Node(
-        name=node_dir.name,
-        registry=registry,
-        scrubber=stack.enter_context(running_scrubber(registry)),
-        worker=stack.enter_context(running_worker(registry, interval="1")),
-    )
+def _start_node(
+    deployment: Deployment, node_dir: Path, workers: int, threads: int
+) -> tuple[Node, contextlib.ExitStack]:
+    """One node's processes, and the stack that stops them."""
+    with contextlib.ExitStack() as stack:
+        registry = stack.enter_context(
+            serving(deployment, node_dir, workers=workers, threads=threads, access_log=True)
+        )
+        node = Node(
+            name=node_dir.name,
+            registry=registry,
+            scrubber=stack.enter_context(running_scrubber(registry)),
+            worker=stack.enter_context(running_worker(registry, interval="1")),
+        )
+        return node, stack.pop_all()
 
 
 @contextlib.contextmanager

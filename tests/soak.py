@@ -2,7 +2,7 @@
 that nothing was lost or left behind.
 
     python -m tests.soak [--clients 16] [--seconds 300] [--max-requests 1000000]
-                         [--workers 4] [--seed N]
+                         [--workers 4] [--seed N] [--nodes 1]
 
 It starts gunicorn (gthread, as `make run` does) on a fresh database and store in a
 temp dir — SQLite, or a new PostgreSQL database when DATABASE_URL names a server —
@@ -17,6 +17,10 @@ every active image is downloaded and hashed against its checksum and os_hash_val
 no image may be left in `saving`, and `verify_store --rehash` must be clean. It prints
 requests, errors and 5xx per operation; the exit status is non-zero if anything
 went wrong. tests/test_soak.py runs a short one in `make test`.
+
+With --nodes 3 the same clients talk to three nodes behind nginx (tests/cluster.py: a
+gunicorn with --workers workers and a scrubber daemon on each, one PostgreSQL, one
+store), as several machines would serve them; tests/test_cluster.py runs a short one.
 """
 
 import argparse
@@ -26,7 +30,6 @@ import http.client
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.live import ROOT, Registry, running_registry
+from tests.cluster import running_cluster
+from tests.live import ROOT, Registry, running_registry, running_scrubber, stop
 
 MAX_LIVE_PER_CLIENT = 12
 SIZES = (0, 1, 4096, 65_536, 300_000)  # bytes; 0 is Glance's empty image
@@ -286,22 +290,28 @@ def soak(
     workers: int = 4,
     seed: int | None = None,
     tmp: Path | None = None,
+    nodes: int = 1,
 ) -> dict:
-    """Run the soak; returns its figures (the caller decides what passes)."""
+    """Run the soak; returns its figures (the caller decides what passes). With
+    `nodes` > 1, against that many nodes behind nginx (tests/cluster.py), each with
+    its scrubber, on PostgreSQL."""
     seed = random.randrange(2**32) if seed is None else seed
     with contextlib.ExitStack() as stack:
         if tmp is None:
             tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="soak-")))
         env = {"IMAGES_SCRUB_DELAY_SECONDS": "2", "IMAGES_SCRUB_WAKEUP_SECONDS": "1"}
-        registry = stack.enter_context(running_registry(tmp, workers=workers, env=env))
-        scrubber = subprocess.Popen(
-            [sys.executable, "manage.py", "scrub_images", "--daemon"],
-            cwd=ROOT,
-            env=registry.env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        if nodes > 1:
+            cluster = stack.enter_context(
+                running_cluster(tmp, nodes=nodes, workers=workers, env=env)
+            )
+            registry = cluster.as_registry()
+            scrubbers = [node.scrubber for node in cluster.nodes]
+            logs = [node.registry.log for node in cluster.nodes]
+            logs += [node.registry.log.parent / "scrubber.log" for node in cluster.nodes]
+        else:
+            registry = stack.enter_context(running_registry(tmp, workers=workers, env=env))
+            scrubbers = [stack.enter_context(running_scrubber(registry))]
+            logs = [registry.log, registry.log.parent / "scrubber.log"]
         stats = Stats()
         deadline = time.monotonic() + seconds
         issued = iter(range(max_requests))
@@ -323,16 +333,16 @@ def soak(
         for thread in threads:
             thread.join()
         duration = time.monotonic() - stats.started
-        scrubber.send_signal(signal.SIGTERM)
-        _, scrubber_errors = scrubber.communicate(timeout=30)
-        if "Traceback" in scrubber_errors:
-            stats.error(f"the scrubber daemon failed:\n{scrubber_errors}")
+        for scrubber in scrubbers:  # TERM: each finishes the pass under way
+            stop(scrubber)
         checked = verify(registry, stats)
-        server_log = registry.log.read_text() if registry.log else ""
-        if "Traceback" in server_log:
-            stats.error(f"the server logged an exception:\n{server_log[-3000:]}")
+        for log in logs:
+            text = log.read_text() if log.exists() else ""
+            if "Traceback" in text:
+                stats.error(f"{log.parent.name}/{log.name} has an exception:\n{text[-3000:]}")
     return {
         "clients": clients,
+        "nodes": nodes,
         "seconds": round(duration, 1),
         "seed": seed,
         "requests": stats.requests,
@@ -353,7 +363,7 @@ def soak(
 
 def report(figures: dict) -> str:
     lines = [
-        f"soak: {figures['clients']} clients, {figures['seconds']} s, "
+        f"soak: {figures['clients']} clients, {_where(figures['nodes'])}, {figures['seconds']} s, "
         f"{figures['requests']} requests ({figures['requests'] / figures['seconds']:.0f}/s), "
         f"{len(figures['errors'])} errors, {figures['server_errors']} 5xx (seed {figures['seed']})"
     ]
@@ -374,20 +384,28 @@ def report(figures: dict) -> str:
     return "\n".join(lines)
 
 
+def _where(nodes: int) -> str:
+    return "one server" if nodes == 1 else f"{nodes} nodes behind nginx"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=300)
     parser.add_argument("--max-requests", type=int, default=1_000_000)
-    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--workers", type=int, help="gunicorn workers per node (default 4; 2 with --nodes)"
+    )
     parser.add_argument("--seed", type=int)
+    parser.add_argument("--nodes", type=int, default=1, help="nodes behind nginx (PostgreSQL)")
     args = parser.parse_args()
     figures = soak(
         clients=args.clients,
         seconds=args.seconds,
         max_requests=args.max_requests,
-        workers=args.workers,
+        workers=args.workers or (4 if args.nodes == 1 else 2),
         seed=args.seed,
+        nodes=args.nodes,
     )
     print(report(figures), flush=True)
     return 1 if figures["errors"] or figures["server_errors"] else 0

@@ -25,6 +25,7 @@ import pytest
 from tests.cluster import Cluster, nginx_binary, running_cluster
 from tests.counting_storage import counted_deletes
 from tests.live import _libpq, _manage
+from tests.soak import report, soak
 
 pytestmark = pytest.mark.cluster
 
@@ -251,6 +252,22 @@ def _served(cluster: Cluster) -> list[tuple[str, str, str]]:
         upstream = line.rsplit("upstream=", 1)[1].split(", ")[-1]
         rows.append((request[0], request[1], upstream))
     return rows
+
+
+# --- the soak, against three nodes -------------------------------------------------------
+
+
+def test_cluster_soak_short_run_has_no_errors_and_loses_no_bytes(tmp_path):
+    figures = soak(clients=6, seconds=15, max_requests=50_000, workers=2, tmp=tmp_path, nodes=3)
+    summary = report(figures)
+    print(summary)  # shown with -s, and on failure
+    assert figures["errors"] == [], summary
+    assert figures["server_errors"] == 0, summary
+    assert figures["operations"]["upload"]["statuses"] == {
+        204: figures["operations"]["upload"]["count"]
+    }, summary
+    assert figures["verified"] > 0, summary
+    assert figures["verify_store"] == "store ok", summary
 
 
 # --- a node dies mid-upload --------------------------------------------------------------
