@@ -246,3 +246,30 @@ def test_race_two_purges_count_each_record_once(alice, settings):
 
     assert sum(purged) == len(old)
     assert not Image.objects.filter(pk__in=old).exists()
+
+
+def test_race_two_scrubbers_finish_a_failed_delete_once(tmp_path, alice, image_store, settings):
+    settings.IMAGES_DELAYED_DELETE = False
+    log = tmp_path / "deletes.log"
+    image = _active(alice, os.urandom(4096))
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "images": {
+            "BACKEND": "tests.failing_storage.FailingStorage",
+            "OPTIONS": {"location": str(image_store), "fail_writes": False},
+        },
+    }
+    image = services.image_delete(image=image, actor=alice)  # its bytes could not go
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "images": {
+            "BACKEND": "tests.counting_storage.CountingStorage",
+            "OPTIONS": {"location": str(image_store), "log": str(log)},
+        },
+    }
+
+    reports = _race(services.images_scrub_due, services.images_scrub_due)
+
+    assert sorted(report.swept for report in reports) == [[], [image.pk]]
+    assert counted_deletes(log) == [str(image.pk)]
+    assert not (image_store / str(image.pk)).exists()
