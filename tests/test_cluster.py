@@ -27,6 +27,7 @@ from tests.cluster import Cluster, nginx_binary, running_cluster
 from tests.counting_storage import counted_deletes
 from tests.live import _libpq, _manage
 from tests.soak import report, soak
+from tests.suites import skip_unless_available
 
 pytestmark = pytest.mark.cluster
 
@@ -47,11 +48,7 @@ def _what_is_missing() -> str | None:
 
 @pytest.fixture(scope="module", autouse=True)
 def _cluster_parts():
-    missing = _what_is_missing()
-    if missing and os.environ.get("REQUIRE_CLUSTER") == "1":
-        pytest.fail(f"{missing}, and REQUIRE_CLUSTER=1")
-    if missing:
-        pytest.skip(missing)
+    skip_unless_available(_what_is_missing(), "REQUIRE_CLUSTER")
 
 
 def _store_env(tmp: Path) -> dict[str, str]:

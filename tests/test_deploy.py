@@ -28,15 +28,7 @@ def _sources() -> str:
 def test_deploy_environment_file_sets_only_settings_the_registry_reads():
     sources = _sources()
     names = [name for name, _ in VARIABLE.findall(ENV_FILE.read_text())]
-    # The RBD store's settings are named ahead of its code (issue 14); once any of its
-    # code is in, they are checked like the rest.
-    rbd_pending = "IMAGES_RBD_" not in sources
-    unread = [
-        name
-        for name in names
-        if not re.search(f"[\"']{name}[\"']", sources)
-        and not (rbd_pending and name.startswith("IMAGES_RBD_"))
-    ]
+    unread = [name for name in names if not re.search(f"[\"']{name}[\"']", sources)]
     assert unread == []
     assert len(names) == len(set(names))
 
