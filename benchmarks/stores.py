@@ -79,23 +79,23 @@ def _rbd_limits(res: Results, ceph: Ceph, path: Path, label: str, repeat: int) -
 
     size = path.stat().st_size
     writes, reads = [], []
-    with rados.Rados(conffile=str(ceph.conf)) as cluster:  # connected on entry
-        with cluster.open_ioctx(ceph.pool) as ioctx:
-            for i in range(repeat):
-                name = f"bench-{i}"
-                rbd.RBD().create(ioctx, name, size, order=23, old_format=False, features=1)
-                with rbd.Image(ioctx, name) as image, open(path, "rb") as source:
-                    started = time.perf_counter()
-                    offset = 0
-                    while chunk := source.read(OP):
-                        image.write(chunk, offset)
-                        offset += len(chunk)
-                    writes.append(size / MiB / (time.perf_counter() - started))
-                    started = time.perf_counter()
-                    for offset in range(0, size, OP):
-                        image.read(offset, OP)
-                    reads.append(size / MiB / (time.perf_counter() - started))
-                rbd.RBD().remove(ioctx, name)
+    # Rados connects on entry.
+    with rados.Rados(conffile=str(ceph.conf)) as cluster, cluster.open_ioctx(ceph.pool) as ioctx:
+        for i in range(repeat):
+            name = f"bench-{i}"
+            rbd.RBD().create(ioctx, name, size, order=23, old_format=False, features=1)
+            with rbd.Image(ioctx, name) as image, open(path, "rb") as source:
+                started = time.perf_counter()
+                offset = 0
+                while chunk := source.read(OP):
+                    image.write(chunk, offset)
+                    offset += len(chunk)
+                writes.append(size / MiB / (time.perf_counter() - started))
+                started = time.perf_counter()
+                for offset in range(0, size, OP):
+                    image.read(offset, OP)
+                reads.append(size / MiB / (time.perf_counter() - started))
+            rbd.RBD().remove(ioctx, name)
     res.add("stores", f"rbd write {label}, no HTTP", "MiB/s", writes, "machine")
     res.add("stores", f"rbd read {label}, no HTTP", "MiB/s", reads, "machine")
 
