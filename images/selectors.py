@@ -139,6 +139,10 @@ def images_with_stale_uploads(now: datetime) -> QuerySet[Image]:
     return Image.objects.filter(status=Status.SAVING).filter(stale | never_reported)
 
 
+def images_killed_since(cutoff: datetime) -> QuerySet[Image]:
+    return Image.objects.filter(status=Status.KILLED, updated_at__gte=cutoff)
+
+
 def images_due_for_purge(now: datetime) -> QuerySet[Image]:
     cutoff = now - timedelta(days=settings.IMAGES_PURGE_AFTER_DAYS)
     return Image.objects.filter(status=Status.DELETED, deleted_at__lte=cutoff).exclude(

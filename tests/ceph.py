@@ -68,6 +68,9 @@ osd crush chooseleaf type = 0
 osd objectstore = memstore
 memstore device bytes = {memstore_bytes}
 paxos propose interval = 0.1
+# A client that died (a node SIGKILLed in a test) keeps its watch on an RBD image, and
+# the image cannot be removed, for this long: 30 s by default, 5 here.
+osd client watch timeout = 5
 run dir = {dir}/run
 log file = {dir}/log/$name.log
 pid file = {dir}/run/$name.pid
@@ -135,6 +138,13 @@ class Ceph:
     def env(self) -> dict[str, str]:
         """The registry's settings for an RBD store on this cluster."""
         return {"IMAGES_RBD_POOL": self.pool, "IMAGES_RBD_CEPH_CONF": str(self.conf)}
+
+    def pool_env(self, pool: str) -> dict[str, str]:
+        """A new RBD pool, and the settings for a store in it: registries sharing a
+        cluster each see only their own images (verify_store's orphans)."""
+        self.run("ceph", "osd", "pool", "create", pool, "8", "8", attempts=3)
+        self.run("rbd", "pool", "init", pool, attempts=3)
+        return {**self.env, "IMAGES_RBD_POOL": pool}
 
     def s3_env(self, bucket: str) -> dict[str, str]:
         """The registry's settings for an S3 store on this cluster's radosgw."""

@@ -611,6 +611,30 @@ def test_janitor_kills_stale_upload_and_removes_partial(alice, image_store, sett
     )
 
 
+def test_janitor_removes_what_a_killed_upload_left_once_the_store_lets_it(
+    alice, failing_store, settings, tmp_path
+):
+    # On RBD a crashed writer's watch blocks the removal for a while after the kill: the
+    # bytes stay, and a later pass removes them.
+    settings.IMAGES_UPLOAD_STALE_SECONDS = 60
+    failing_store(fail_writes=False, fail_deletes=True)
+    image = _queued(alice)
+    fresh = Image.objects.get(pk=image.pk)
+    fresh.begin_upload(now=timezone.now() - timedelta(seconds=120))
+    fresh.save()
+    leftover = tmp_path / "store" / str(image.id)
+    leftover.parent.mkdir()
+    leftover.write_bytes(b"written by a node that died")
+
+    assert services.images_kill_stale_uploads().killed == [image.pk]
+    assert leftover.exists()
+    assert services.images_remove_killed_leftovers().leftovers == []
+    failing_store(fail_writes=False, fail_deletes=False)  # the store lets it go now
+    report = services.scrubber_pass()
+    assert (report.leftovers, leftover.exists()) == ([image.pk], False)
+    assert services.images_remove_killed_leftovers().leftovers == []  # nothing left to do
+
+
 def test_janitor_removes_bytes_renamed_into_place_but_never_recorded(alice, image_store, settings):
     # The worker died after renaming the data into place, before recording it.
     settings.IMAGES_UPLOAD_STALE_SECONDS = 60

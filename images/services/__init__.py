@@ -15,7 +15,8 @@ One module per concern; callers import from this package (``services.image_delet
 - ``activation``    image_deactivate, image_reactivate
 - ``locations``     image_locations_change (PATCH), image_location_add, image_locations_fetch (2.17)
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
-- ``janitor``       images_scrub_due, images_kill_stale_uploads, images_purge, scrubber_pass
+- ``janitor``       images_scrub_due, images_kill_stale_uploads,
+                    images_remove_killed_leftovers, images_purge, scrubber_pass
 - ``store_check``   store_verify
 - ``data_check``    image_inspect (format inspection of stored data)
 
@@ -41,6 +42,7 @@ from images.services.janitor import (
     ScrubReport,
     images_kill_stale_uploads,
     images_purge,
+    images_remove_killed_leftovers,
     images_scrub_due,
     scrubber_pass,
 )
@@ -114,6 +116,7 @@ __all__ = [
     "image_upload",
     "images_kill_stale_uploads",
     "images_purge",
+    "images_remove_killed_leftovers",
     "images_scrub_due",
     "images_to_inspect",
     "import_methods",

@@ -4,6 +4,7 @@ old `deleted` records. The scrubber daemon and `scrub_images` run `scrubber_pass
 
 import logging
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -25,6 +26,9 @@ from images.services.import_worker import (
 # The package's logger, as before the split, so log lines keep saying images.services.
 logger = logging.getLogger(__package__)
 
+# How long after killing an upload the scrubber retries removing what it left.
+KILLED_LEFTOVERS_KEPT = timedelta(days=1)
+
 # Images the scrubber handles together: one claim, one data pass and one commit of
 # their transitions per batch, instead of two transactions and ~10 queries each.
 SCRUB_BATCH = 200
@@ -37,6 +41,7 @@ class ScrubReport:
     swept: list = field(default_factory=list)
     killed: list = field(default_factory=list)
     imports_undone: list = field(default_factory=list)  # images whose import's worker died
+    leftovers: list = field(default_factory=list)  # killed uploads' bytes removed late
     purged: int = 0
     tasks_purged: int = 0
 
@@ -110,6 +115,24 @@ def images_kill_stale_uploads(*, now=None, report: ScrubReport | None = None) ->
     return report
 
 
+def images_remove_killed_leftovers(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
+    """Bytes a killed upload left under its image's name that could not be removed when
+    it was killed: Ceph keeps a crashed writer's watch on its RBD image for a while
+    (osd_client_watch_timeout) and refuses the removal meanwhile. Retried for a day
+    after the kill; a killed image never has a location, so such bytes are nobody's."""
+    now = now or timezone.now()
+    report = report or ScrubReport()
+    for pk in selectors.images_killed_since(now - KILLED_LEFTOVERS_KEPT).values_list(
+        "pk", flat=True
+    ):
+        name = storage.object_name(pk)
+        if storage.store().exists(name):
+            _discard(name)
+            if not storage.store().exists(name):
+                report.leftovers.append(pk)
+    return report
+
+
 def images_purge(*, now=None) -> int:
     """Remove `deleted` records older than IMAGES_PURGE_AFTER_DAYS, for good; returns
     how many this call removed (rows another node's purge holds are its to count)."""
@@ -127,6 +150,7 @@ def scrubber_pass(*, now=None) -> ScrubReport:
     """One pass of everything the scrubber daemon does."""
     now = now or timezone.now()
     report = images_kill_stale_uploads(now=now)
+    images_remove_killed_leftovers(now=now, report=report)
     report.imports_undone = imports_reap_stale(now=now) + stages_reap_stale(now=now)
     images_scrub_due(now=now, report=report)
     report.purged = images_purge(now=now)

@@ -33,7 +33,8 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"scrubbed {len(report.scrubbed)}, failed {len(report.failed)}, "
                 f"finished deletes {len(report.swept)}, killed stale uploads "
-                f"{len(report.killed)}, undid abandoned imports {len(report.imports_undone)}, "
+                f"{len(report.killed)}, removed their leftovers {len(report.leftovers)}, "
+                f"undid abandoned imports {len(report.imports_undone)}, "
                 f"purged {report.purged}, expired tasks {report.tasks_purged}"
             )
             for image_id in report.failed:
