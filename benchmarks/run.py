@@ -2,7 +2,7 @@
 machine's own limits.
 
     python -m benchmarks.run [--quick] [--db sqlite,postgres] [--repeat N] [--profile]
-        [--only limits,upload,download,create,list,admin,scrub,auth,import,stores]
+        [--only limits,upload,download,create,list,admin,scrub,auth,import,stores,nodes]
         [--no-glance]
 
 Everything runs on a scratch database and store in a temp dir, against the production
@@ -48,6 +48,9 @@ real `db_worker`, request to `active`, beside a plain upload of the same file
 filesystem, on Ceph RBD and on radosgw (S3), each beside the store's own rate without
 HTTP, on tests/ceph.py's throwaway cluster (stores.py; left out without Ceph).
 
+"nodes" lists through nginx with one node and with three on one PostgreSQL
+(tests/cluster.py), the same images seeded and the same concurrent clients (nodes.py).
+
 "auth" is what Keystone mode costs a request (keystone_auth.py): a GET with a Django
 token beside the same GET with a cached Keystone token, and a new token's first use,
 against a real Keystone (the tests' harness; left out when its venv is not built).
@@ -78,6 +81,7 @@ from benchmarks.glance_tasks import glance_target
 from benchmarks.imports import IMPORT_ENV, measure_imports
 from benchmarks.keystone_auth import measure_auth
 from benchmarks.listing import list_budgets, measure_admin, measure_create, measure_list
+from benchmarks.nodes import measure_nodes
 from benchmarks.report import Results, log
 from benchmarks.stores import measure_stores
 from benchmarks.upload import (
@@ -99,6 +103,7 @@ SECTIONS = (
     "auth",
     "import",
     "stores",
+    "nodes",
 )
 # The in-process steps (benchmarks/tasks.py) use Django's test client, whose host is
 # "testserver".
@@ -267,6 +272,8 @@ def main(argv=None) -> int:
             measure_auth(res, tmp, repeat, total=requests * 20)
         if "stores" in only and files:
             measure_stores(res, files, repeat, tmp)
+        if "nodes" in only:
+            measure_nodes(res, tmp, repeat, images=list_sizes[1], requests=requests * 40)
         if put_rates is not None:
             big = max(files, key=lambda k: files[k].stat().st_size)
             res.add("limits", f"storage.put in-process from file {big}", "MiB/s", put_rates)
