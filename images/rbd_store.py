@@ -120,6 +120,8 @@ class RBDStorage(Storage):
             )
         except rbd.ImageExists:
             raise StoreError(f"RBD image {name} already exists in pool {self.pool}.") from None
+        except rbd.Error as exc:
+            raise _as_os_error(exc) from exc
         try:
             with rbd.Image(ioctx, name) as image:
                 writes = _Writes(image)
@@ -146,10 +148,7 @@ class RBDStorage(Storage):
             except Exception:
                 logger.exception("Could not remove the unfinished RBD image %s", name)
             if isinstance(exc, rbd.Error):
-                # As an OSError, so that a full cluster is "storage full" (413) as a
-                # full disk is, and a timeout is a store failure that names its cause.
-                code = getattr(exc, "errno", None) or errno.EIO
-                raise OSError(code, f"RBD: {exc}") from exc
+                raise _as_os_error(exc) from exc
             raise
 
     def _save(self, name, content):
@@ -223,6 +222,12 @@ class RBDStorage(Storage):
             raise StoreInUse(name) from None
 
 
+def _as_os_error(exc: Exception) -> OSError:
+    """A Ceph error as an OSError, so that a full cluster is "storage full" (413) as a
+    full disk is, and a timeout is a store failure that names its cause (503)."""
+    return OSError(getattr(exc, "errno", None) or errno.EIO, f"RBD: {exc}")
+
+
 class _Writes:
     """Writes to an RBD image that overlap with reading the next chunk from the
     client: up to DEPTH in flight (librbd's aio), each a copy of its chunk, since the
@@ -266,25 +271,66 @@ class _Writes:
 
 class RBDReader:
     """An RBD snapshot's bytes from `start` on (`length` of them, or to the end), read
-    as a file: what a download, a rehash and the import worker read."""
+    as a file: what a download, a rehash and the import worker read.
+
+    Read in whole 8 MiB pieces (one RADOS object each), the next one asked for
+    (librbd aio) while the current one is served: 1 MiB synchronous reads left Ceph
+    idle between them, at about 0.4 x what the cluster gives one reader."""
+
+    PIECE = 2**ORDER
 
     def __init__(self, image, start: int, length: int | None):
         self.image = image
-        self._offset = start
         end = image.size()
         self._end = end if length is None else min(end, start + length)
+        self._fetch_at = start
+        self._piece, self._used = b"", 0
+        self._pending = self._fetch()
+
+    def _fetch(self):
+        """Ask for the next piece; returns (landed event, result holder) or None at
+        the end."""
+        if self._fetch_at >= self._end:
+            return None
+        length = min(self.PIECE, self._end - self._fetch_at)
+        landed, result = threading.Event(), {}
+
+        def done(completion, data) -> None:
+            result["code"], result["data"] = completion.get_return_value(), data
+            landed.set()
+
+        self.image.aio_read(self._fetch_at, length, done)
+        self._fetch_at += length
+        return landed, result
+
+    def _next_piece(self) -> bytes:
+        if self._pending is None:
+            return b""
+        landed, result = self._pending
+        landed.wait()
+        self._pending = self._fetch()
+        if result["code"] < 0:
+            code = -result["code"]
+            raise OSError(code, f"Reading from RBD failed: {os.strerror(code)}")
+        return result["data"]
 
     def read(self, size: int = -1) -> bytes:
-        remaining = self._end - self._offset
-        if size is None or size < 0 or size > remaining:
-            size = remaining
-        if size <= 0:
-            return b""
-        data = self.image.read(self._offset, size)
-        self._offset += len(data)
+        if size is None or size < 0:
+            parts = [self._piece[self._used :]]
+            while piece := self._next_piece():
+                parts.append(piece)
+            self._piece, self._used = b"", 0
+            return b"".join(parts)
+        if self._used >= len(self._piece):
+            self._piece, self._used = self._next_piece(), 0
+        data = self._piece[self._used : self._used + size]
+        self._used += len(data)
         return data
 
     def close(self) -> None:
+        if self._pending is not None:  # librbd must not call back into a closed image
+            self._pending[0].wait()
+            self._pending = None
         self.image.close()
 
     def __enter__(self):
