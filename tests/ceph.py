@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.live import free_port
+from tests.live import free_port, stop
 
 DAEMONS = ("/usr/bin/ceph-mon", "/usr/bin/ceph-mgr", "/usr/bin/ceph-osd", "/usr/bin/radosgw")
 # The Debian packages whose absence `missing()` names.
@@ -285,13 +285,7 @@ def _wait_for_rgw(ceph: Ceph) -> None:
 def _stop(daemons: list[subprocess.Popen]) -> None:
     """radosgw first, the monitor last (the reverse of their start), each by its PID."""
     for proc in reversed(daemons):
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop(proc)
 
 
 def main() -> int:

@@ -32,15 +32,17 @@ from images.services._transitions import _lock, _transition
 logger = logging.getLogger(__package__)
 
 
-def _delete_target(image: Image, actor: Actor) -> str:
-    """The status `image_delete` gives this image now, or the refusal it raises."""
+def _delete_target(image: Image, actor: Actor, *, ask_store: bool = True) -> str:
+    """The status `image_delete` gives this image now, or the refusal it raises.
+    `ask_store=False` leaves out the store's in-use check (a round trip to Ceph), for
+    the re-check under the row lock that follows a full check."""
     if not policy.may(actor, image, Action.DELETE):
         raise Forbidden(f"You are not permitted to delete image {image.pk}.")
     if image.status in (Status.PENDING_DELETE, Status.DELETED):
         raise ImageNotFound(f"No image found with ID {image.pk}")
     if image.protected:
         raise Forbidden(f"Image {image.pk} is protected and cannot be deleted.")
-    if storage.clones_data():
+    if ask_store and storage.clones_data():
         in_store = image.locations.filter(status=LocationStatus.ACTIVE, in_store=True)
         if any(storage.in_use(url) for url in in_store.values_list("url", flat=True)):
             # Glance's answer to InUseByStore: the image and its data stay as they are.
@@ -61,7 +63,7 @@ def image_delete(*, image: Image, actor: Actor) -> Image:
     _delete_target(image, actor)
     with transaction.atomic():
         fresh = _lock(image.pk)
-        delayed = _delete_target(fresh, actor) == Status.PENDING_DELETE
+        delayed = _delete_target(fresh, actor, ask_store=False) == Status.PENDING_DELETE
         name = "mark_pending_delete" if delayed else "mark_deleted"
         now = timezone.now()
         if not delayed:

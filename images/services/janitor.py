@@ -126,10 +126,14 @@ def images_remove_killed_leftovers(*, now=None, report: ScrubReport | None = Non
         "pk", flat=True
     ):
         name = storage.object_name(pk)
-        if storage.store().exists(name):
-            _discard(name)
-            if not storage.store().exists(name):
-                report.leftovers.append(pk)
+        if not storage.store().exists(name):
+            continue
+        try:
+            storage.delete(name)
+        except Exception as exc:
+            logger.info("Leftover data %s of killed image %s kept for now: %s", name, pk, exc)
+            continue
+        report.leftovers.append(pk)
     return report
 
 
