@@ -167,3 +167,25 @@ def keystone_authtoken() -> dict[str, str] | None:
     # and session users of the browsable API need none; the API answers 401 itself.
     options["delay_auth_decision"] = "true"
     return options
+
+
+# oslo.messaging's notification drivers (its oslo.messaging.notify.drivers entry points).
+NOTIFICATION_DRIVERS = ["messagingv2", "messaging", "log", "routing", "test", "noop"]
+_TRANSPORT_URL = re.compile(r"(rabbit|kafka|amqp|fake)://\S*")
+
+
+def notification_transport_url(name: str, drivers: list[str]) -> str:
+    """oslo.messaging's transport_url; the messaging drivers cannot do without one."""
+    raw = os.environ.get(name, "").strip()
+    if raw and not _TRANSPORT_URL.fullmatch(raw):
+        # Not the value itself in the message: it may carry the bus's password.
+        raise ImproperlyConfigured(
+            f"{name} must be an oslo.messaging transport URL such as "
+            f"rabbit://user:password@host:5672/, got one starting {raw.split(':')[0]!r}"
+        )
+    if not raw and {"messaging", "messagingv2"} & set(drivers):
+        raise ImproperlyConfigured(
+            f"{name} is needed by IMAGES_NOTIFICATION_DRIVER={','.join(drivers)}: "
+            "the bus to send to, such as rabbit://user:password@host:5672/"
+        )
+    return raw

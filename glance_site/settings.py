@@ -12,6 +12,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from glance_site.environment import (
+    NOTIFICATION_DRIVERS,
     env_bool,
     env_choices,
     env_int,
@@ -19,6 +20,7 @@ from glance_site.environment import (
     env_rate,
     env_size,
     keystone_authtoken,
+    notification_transport_url,
     web_download_hosts,
     web_download_ports,
     web_download_schemes,
@@ -284,6 +286,27 @@ IMAGES_API_ANON_RATE = env_rate("IMAGES_API_ANON_RATE", "600/m")
 # location changes while they are hidden) or `direct_url`.
 IMAGES_SHOW_MULTIPLE_LOCATIONS = env_bool("IMAGES_SHOW_MULTIPLE_LOCATIONS", False)
 IMAGES_SHOW_DIRECT_URL = env_bool("IMAGES_SHOW_DIRECT_URL", False)
+
+# Notifications as Glance sends them (images/events.py), through oslo.messaging: its
+# notification drivers, transport URL and topics, as Glance's [oslo_messaging_notifications].
+IMAGES_NOTIFICATION_DRIVER = env_choices(
+    "IMAGES_NOTIFICATION_DRIVER", NOTIFICATION_DRIVERS, ["noop"]
+)
+IMAGES_NOTIFICATION_TRANSPORT_URL = notification_transport_url(
+    "IMAGES_NOTIFICATION_TRANSPORT_URL", IMAGES_NOTIFICATION_DRIVER
+)
+IMAGES_NOTIFICATION_TOPICS = env_list("IMAGES_NOTIFICATION_TOPICS", ["notifications"]) or [
+    "notifications"
+]
+IMAGES_NOTIFICATION_PUBLISHER_ID = os.environ.get(
+    "IMAGES_NOTIFICATION_PUBLISHER_ID", "image.localhost"
+)
+# Attempts after the first to reach the bus for one event (oslo.messaging's `retry`;
+# never -1, "forever": the sender must move on), and how many events a process keeps
+# waiting for the bus before it drops new ones.
+IMAGES_NOTIFICATION_RETRY = env_int("IMAGES_NOTIFICATION_RETRY", 1)
+IMAGES_NOTIFICATION_QUEUE = env_int("IMAGES_NOTIFICATION_QUEUE", 10000, minimum=1)
+IMAGES_DISABLED_NOTIFICATIONS = env_list("IMAGES_DISABLED_NOTIFICATIONS", [])
 
 
 # Keystone mode (README "Keystone"): tokens validated by keystonemiddleware, rights by

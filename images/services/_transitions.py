@@ -7,7 +7,7 @@ from typing import Any
 
 from django_fsm import ConcurrentTransition, can_proceed
 
-from images import policy
+from images import events, policy
 from images.errors import ImageNotFound, InvalidTransition
 from images.models import Image, ImageTransition
 from images.policy import Actor
@@ -41,8 +41,10 @@ def _transition(
 ) -> None:
     """Run transition `name` on a locked image, save it and record the history row.
 
-    With `history`, the row is appended there for the caller to bulk-insert in the
-    same transaction (the scrubber records hundreds at once). With `update_fields`,
+    The transition's notifications (events.TRANSITION_EVENTS) go once the transaction
+    commits. With `history`, the row is appended there for the caller to bulk-insert in
+    the same transaction (the scrubber records hundreds at once), and the caller sends
+    the notifications of the batch with events.transition_events. With `update_fields`,
     only those columns are written: a transition that changes nothing else (scrub)
     costs a short UPDATE instead of one of every column."""
     source = image.status
@@ -69,5 +71,6 @@ def _transition(
     )
     if history is None:
         row.save(force_insert=True)
+        events.transition_events([image], name)
     else:
         history.append(row)

@@ -3,6 +3,7 @@ failure) and download. The bytes move outside any transaction; only the status
 changes on either side of them hold a row lock.
 """
 
+import contextlib
 import errno
 import logging
 import time
@@ -13,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from images import policy, remote, selectors, storage
+from images import events, policy, remote, selectors, storage
 from images.enums import LocationStatus, Operation, Status
 from images.errors import (
     Forbidden,
@@ -173,6 +174,7 @@ def _abort_upload(image_id, actor: Actor, *, reason: str) -> None:
         except ImageNotFound:
             return
         if image.status == Status.SAVING:
+            events.upload_failed(image, reason)
             _transition(
                 image, "abort_upload", operation=Operation.UPLOAD_FAILED, actor=actor, reason=reason
             )
@@ -185,29 +187,90 @@ def _discard(name: str) -> None:
         logger.exception("Could not remove unrecorded image data %s (verify_store finds it)", name)
 
 
+class _Sent:
+    """A file being sent to a client, counting the bytes read from it; closed, it
+    reports them as image.send (Glance counts the chunks it yields). Handed to
+    sendfile(2) instead (fileno asked for), the server sends all `length` bytes or
+    fails the response, and `length` is reported."""
+
+    def __init__(self, file, image: Image, actor: Actor | None, length: int):
+        self._file = file
+        self._image = image
+        self._actor = actor
+        self._length = length
+        self._count = 0
+        self._sendfile = False
+        self._reported = False
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._file.read(size)
+        self._count += len(chunk)
+        return chunk
+
+    def readinto(self, buffer) -> int:
+        received = self._file.readinto(buffer)
+        self._count += received or 0
+        return received
+
+    def __getattr__(self, name: str):
+        found = getattr(self._file, name)
+        if name == "fileno":
+            self._sendfile = True
+        return found
+
+    def close(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            self.report()
+
+    def __enter__(self) -> "_Sent":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def report(self) -> None:
+        if self._reported or self._actor is None:
+            return
+        self._reported = True
+        sent = self._length if self._sendfile and not self._count else self._count
+        events.image_sent(self._image, self._actor, bytes_sent=sent, expected=self._length)
+
+
 @dataclass(frozen=True)
 class ImageData:
-    """What a download needs: the bytes (if any), their size and MD5."""
+    """What a download needs: the bytes (if any), their size and MD5; `actor` is
+    who receives them (image.send)."""
 
     image: Image
     size: int
     checksum: str | None
     store_name: str | None = None
     external_url: str | None = None
+    actor: Actor | None = None
 
     @property
     def empty(self) -> bool:
         return self.store_name is None and self.external_url is None
 
     def open(self, start: int = 0, length: int | None = None) -> BinaryIO:
-        return storage.open_data(self.store_name, start, length)
+        file = storage.open_data(self.store_name, start, length)
+        expected = self.size - start if length is None else length
+        return _Sent(file, self.image, self.actor, expected)  # type: ignore[return-value]
 
     def local_path(self) -> str | None:
         return storage.local_path(self.store_name) if self.store_name else None
 
+    @contextlib.contextmanager
     def open_external(self):
         """The bytes at the external location, as `images.remote.open_remote` yields them."""
-        return remote.open_remote(self.external_url)
+        with remote.open_remote(self.external_url) as stream:
+            sent = _Sent(stream, self.image, self.actor, stream.size or self.size)
+            try:
+                yield sent
+            finally:
+                sent.report()
 
 
 def image_download(*, image: Image, actor: Actor) -> ImageData | None:
@@ -227,10 +290,18 @@ def image_download(*, image: Image, actor: Actor) -> ImageData | None:
         raise StoreError(f"Image {image.id} is {image.status} but has no data location.")
     if not location.in_store:
         return ImageData(
-            image=image, size=image.size or 0, checksum=image.checksum, external_url=location.url
+            image=image,
+            size=image.size or 0,
+            checksum=image.checksum,
+            external_url=location.url,
+            actor=actor,
         )
     if not storage.store().exists(location.url):
         raise StoreError(f"The data of image {image.id} is missing from the store.")
     return ImageData(
-        image=image, size=image.size or 0, checksum=image.checksum, store_name=location.url
+        image=image,
+        size=image.size or 0,
+        checksum=image.checksum,
+        store_name=location.url,
+        actor=actor,
     )

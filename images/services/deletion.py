@@ -13,7 +13,7 @@ from django.db import transaction
 from django.utils import timezone
 from django_fsm import can_proceed
 
-from images import policy, selectors, storage
+from images import events, policy, selectors, storage
 from images.enums import LocationStatus, Operation, Status
 from images.errors import (
     Conflict,
@@ -322,6 +322,7 @@ def _scrub_claimed(
     if done:
         with transaction.atomic():
             history: list[ImageTransition] = []
+            scrubbed: list[Image] = []
             for fresh in Image.objects.select_for_update().filter(pk__in=done).order_by("pk"):
                 try:
                     _transition(
@@ -337,7 +338,9 @@ def _scrub_claimed(
                     outcomes[fresh.pk] = exc
                     continue
                 outcomes[fresh.pk] = None
+                scrubbed.append(fresh)
             ImageTransition.objects.bulk_create(history)
+            events.transition_events(scrubbed, "scrub")
     return outcomes
 
 

@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from images import conversion, remote, selectors, storage
+from images import conversion, events, remote, selectors, storage
 from images.enums import SCRUBBER, Operation, Status, TaskStatus
 from images.errors import ImageGone
 from images.inspection import Inspection
@@ -78,6 +78,7 @@ def import_run(task_id) -> None:
             return  # run already, or reaped: a queue may deliver a job twice
         task.start(worker=worker_name(), now=timezone.now())
         task.save()
+        events.task_event("task.processing", task)
     image = task.image
     method = task.input["import_req"]["method"]
     try:
@@ -192,6 +193,7 @@ def _activate(task_id, stored: storage.StoredData, *, original_format: str | Non
         _drop_properties(image, IMPORT_TASK, IMPORTING_TO, STAGE_HOST)
         task.succeed(result={"image_id": str(image.pk)}, expires_at=_expiry())
         task.save()
+        events.task_event("task.success", task)
     _discard(storage.staged_name(image.pk))
 
 
@@ -216,6 +218,7 @@ def _fail(task_id, message: str, *, stale_before=None) -> bool:
             return False
         task.fail(message=message, expires_at=_expiry())
         task.save()
+        events.task_event("task.failure", task)
         if task.image_id is not None:
             _undo(task.image_id, task.user_id or "worker", reason=message, fail_import=True)
     if task.image_id is not None:

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from images import policy, remote, storage
+from images import events, policy, remote, storage
 from images.enums import Operation, Status
 from images.errors import Conflict, Forbidden, ImageGone, ImageNotFound, InvalidInput
 from images.inspection import Inspection
@@ -172,6 +172,7 @@ def image_import(
             user_id=policy.actor_name(actor),
             request_id=request_id,
         )
+        events.task_event("task.create", task)
         _transition(
             fresh,
             "begin_import",

@@ -31,7 +31,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from images import policy, remote, storage
+from images import events, policy, remote, storage
 from images.enums import LocationStatus, Operation, Status
 from images.errors import Conflict, Forbidden, ImageNotFound, InvalidInput
 from images.ingest import HASH_ALGO
@@ -348,6 +348,8 @@ def _apply(image: Image, actor: Actor, changes: list[LocationChange]) -> Image:
             )
         else:
             Image.objects.filter(pk=fresh.pk).update(updated_at=timezone.now())
+        # Glance saves the image (image_repo.save): image.update, whatever the status.
+        events.image_event("image.update", fresh)
     if any(row.in_store for row in plan.removed) and not _remove_location_data(fresh):
         logger.warning("Removing the data of a location of image %s failed", fresh.pk)
     return fresh

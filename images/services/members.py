@@ -3,7 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
-from images import policy
+from images import events, policy
 from images.enums import MemberStatus, Visibility
 from images.errors import Conflict, Forbidden, ImageNotFound, ImageTooLarge, InvalidInput
 from images.models import Image, ImageMember
@@ -25,10 +25,11 @@ def image_member_add(*, image: Image, actor: Actor, member: str) -> ImageMember:
         _lock(image.pk)
         if image.members.count() >= IMAGE_MEMBER_QUOTA:
             raise ImageTooLarge(f"Maximum number of image members exceeded: {IMAGE_MEMBER_QUOTA}.")
-        created = ImageMember.objects.get_or_create(image=image, member=member)[1]
+        found, created = ImageMember.objects.get_or_create(image=image, member=member)
         if not created:
             raise Conflict(f"Member {member} already associated with image {image.id}.")
-    return ImageMember.objects.get(image=image, member=member)
+        events.member_event("image.member.create", found)
+    return found
 
 
 def image_member_update(*, image: Image, actor: Actor, member: str, status: str) -> ImageMember:
@@ -42,14 +43,19 @@ def image_member_update(*, image: Image, actor: Actor, member: str, status: str)
         raise ImageNotFound(f"Member {member} not found for image {image.id}.")
     if not policy.can_answer_offer(actor, image, member):
         raise Forbidden("Only the shared member can update the status of a membership.")
-    ImageMember.objects.filter(pk=found.pk).update(status=status, updated_at=timezone.now())
-    found.refresh_from_db()
+    with transaction.atomic():
+        ImageMember.objects.filter(pk=found.pk).update(status=status, updated_at=timezone.now())
+        found.refresh_from_db()
+        events.member_event("image.member.update", found)
     return found
 
 
 def image_member_remove(*, image: Image, actor: Actor, member: str) -> None:
     if not policy.can_share(actor, image, "delete_member"):
         raise Forbidden(f"You are not permitted to change the members of image {image.id}.")
-    deleted, _ = image.members.filter(member=member).delete()
-    if not deleted:
-        raise ImageNotFound(f"Member {member} not found for image {image.id}.")
+    with transaction.atomic():
+        found = image.members.filter(member=member)
+        events.member_removed(found)  # built now, before the row goes; sent on commit
+        deleted, _ = found.delete()
+        if not deleted:
+            raise ImageNotFound(f"Member {member} not found for image {image.id}.")

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from images import policy
+from images import events, policy
 from images.enums import Operation, Status, Visibility
 from images.errors import Conflict, Forbidden, ImageNotFound, ImageTooLarge, InvalidInput
 from images.models import Image, ImageLocation, ImageProperty, ImageTag, ImageTransition
@@ -105,6 +105,7 @@ def image_create(
                 operation=operation,
                 actor=policy.actor_name(actor),
             )
+            events.image_event("image.create", image)
     except IntegrityError:
         raise Conflict(f"Image with identifier {image.id} already exists!") from None
     return image
@@ -195,6 +196,7 @@ def image_update(
         if tags is not None or removing or properties:
             Image.objects.filter(pk=fresh.pk).update(updated_at=timezone.now())
             fresh.refresh_from_db(fields=["updated_at"])
+        events.image_event("image.update", fresh)
     return fresh
 
 
@@ -208,11 +210,20 @@ def image_add_tag(*, image: Image, actor: Actor, tag: str) -> None:
         if image.tags.count() >= IMAGE_TAG_QUOTA:
             raise ImageTooLarge(f"Maximum number of tags exceeded: an image has {IMAGE_TAG_QUOTA}.")
         ImageTag.objects.create(image=image, value=tag)
+        _tags_changed(image)
 
 
 def image_remove_tag(*, image: Image, actor: Actor, tag: str) -> None:
     if not policy.may(actor, image, Action.EDIT):
         raise Forbidden(f"You are not permitted to modify image {image.id}.")
-    deleted, _ = ImageTag.objects.filter(image=image, value=tag).delete()
-    if not deleted:
-        raise ImageNotFound(f"Tag {tag} not found on image {image.id}.")
+    with transaction.atomic():
+        deleted, _ = ImageTag.objects.filter(image=image, value=tag).delete()
+        if not deleted:
+            raise ImageNotFound(f"Tag {tag} not found on image {image.id}.")
+        _tags_changed(image)
+
+
+def _tags_changed(image: Image) -> None:
+    """Glance saves the image after a tag change: image.update, with the new tags."""
+    if events.wanted("image.update"):
+        events.image_event("image.update", Image.objects.get(pk=image.pk))
