@@ -12,6 +12,7 @@ imported the app: a thread and an AMQP connection do not survive fork) and when 
 settings change (the tests' override_settings).
 """
 
+import atexit
 import logging
 import os
 import queue
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 # oslo.messaging's own exchange default is "openstack"; Glance sets "glance", and
 # Ceilometer listens for image events on the "glance" exchange.
 CONTROL_EXCHANGE = "glance"
+# How long a process that is exiting waits for its queued events to go.
+EXIT_FLUSH_SECONDS = 10.0
 
 
 def _oslo_messaging():
@@ -124,10 +127,16 @@ class Bus:
     def _start(self) -> None:
         if self.thread is not None:
             return
+        # Imported here, not in the sender thread: an exiting process flushes its
+        # queue from atexit, and oslo.messaging registers atexit hooks as it loads.
+        _oslo_messaging()
         with self.lock:
             if self.thread is None:
                 self.thread = threading.Thread(target=self._run, name="notifications", daemon=True)
                 self.thread.start()
+                # A command (scrub_images, a cron run) that ends right after its work
+                # still sends what it queued: a daemon thread dies with the process.
+                atexit.register(self.flush, EXIT_FLUSH_SECONDS)
 
     def _notifier(self, failures: _FailureCounter):
         messaging = _oslo_messaging()
