@@ -16,7 +16,7 @@ SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
 SOAK_NODES ?= 1
 
-.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings test-cluster lint format bench soak clean
+.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings test-rabbitmq rabbitmq-deps test-cluster lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
 	trap 'kill $$scrubber $$worker 2>/dev/null' EXIT; \
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(VENV)/bin/gunicorn -c glance_site/gunicorn.conf.py
 
-test: test-sqlite test-postgres test-keystone test-ceph test-cluster
+test: test-sqlite test-postgres test-keystone test-ceph test-rabbitmq test-cluster
 
 # Debian's chromium and the PostgreSQL server: installed when missing (as root, with
 # apt-get), else one line each says what is missing and that part is skipped.
@@ -97,6 +97,17 @@ ceph-bindings: $(VENV)/.runtime
 # store and the S3 suite on radosgw), once: the two passes above deselect them.
 test-ceph: $(VENV)/.test ceph-deps
 	$(VENV)/bin/pytest -m ceph tests/ceph_mode $(PYTEST_ARGS) || [ $$? = 5 ]
+
+# Debian's rabbitmq-server (.ci/rabbitmq-deps.sh): installed when missing (as root),
+# else one line and the RabbitMQ tests skip (an error with REQUIRE_RABBITMQ=1).
+rabbitmq-deps:
+	@.ci/rabbitmq-deps.sh
+
+# Notifications on a real, throwaway RabbitMQ (tests/rabbitmq_mode, marker `rabbitmq`;
+# the production server sends, an oslo.messaging listener receives, the broker is
+# stopped and started again), once: the two passes above deselect them.
+test-rabbitmq: $(VENV)/.test rabbitmq-deps
+	$(VENV)/bin/pytest -m rabbitmq tests/rabbitmq_mode $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # Three nodes behind nginx on one PostgreSQL (tests/test_cluster.py, marker `cluster`),
 # once: the two passes above deselect them. It starts a PostgreSQL of its own; without
