@@ -329,3 +329,51 @@ def test_events_dead_bus_neither_fails_api_nor_goes_uncounted(client, settings, 
     warnings = [r.getMessage() for r in caplog.records if r.name == "images.event_bus"]
     assert warnings[0].startswith("Notification image.create not delivered")
     assert warnings[-1].endswith("7 notifications lost in this process so far")
+
+
+GLANCE_TASK_FIELDS = {
+    "id",
+    "type",
+    "status",
+    "result",
+    "owner",
+    "message",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "deleted",
+    "deleted_at",
+}
+
+
+def test_import_sends_task_events_and_the_image_events(client, sent, run_jobs):
+    image_id = _new(client)
+    staged = client.put(
+        f"/v2/images/{image_id}/stage", b"q" * 64, content_type="application/octet-stream"
+    )
+    assert staged.status_code == 204
+    sent.reset()
+
+    response = run_jobs(
+        lambda: client.post(
+            f"/v2/images/{image_id}/import", {"method": {"name": "glance-direct"}}, format="json"
+        )
+    )
+
+    assert response.status_code == 202
+    events = sent()
+    assert [(t, p.get("status")) for t, _priority, p in events] == [
+        ("task.create", "pending"),
+        ("image.update", "importing"),
+        ("task.processing", "processing"),
+        ("image.upload", "active"),
+        ("image.activate", "active"),
+        ("image.update", "active"),
+        ("task.success", "success"),
+    ]
+    task = events[0][2]
+    assert (set(task), task["type"], task["owner"]) == (
+        GLANCE_TASK_FIELDS,
+        "api_image_import",
+        "alice",
+    )

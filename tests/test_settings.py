@@ -40,6 +40,22 @@ def _check(tmp_path, **env):
         ("IMAGES_USER_STORAGE_QUOTA", "lots", "IMAGES_USER_STORAGE_QUOTA must be a byte count"),
         ("IMAGES_UPLOAD_STALE_SECONDS", "1.5", "IMAGES_UPLOAD_STALE_SECONDS must be an integer"),
         ("DJANGO_DEBUG", "perhaps", "DJANGO_DEBUG must be a boolean"),
+        (
+            "IMAGES_NOTIFICATION_DRIVER",
+            "pigeon",
+            "IMAGES_NOTIFICATION_DRIVER has unknown value(s) pigeon",
+        ),
+        (
+            "IMAGES_NOTIFICATION_DRIVER",
+            "messagingv2",
+            "IMAGES_NOTIFICATION_TRANSPORT_URL is needed by IMAGES_NOTIFICATION_DRIVER",
+        ),
+        (
+            "IMAGES_NOTIFICATION_TRANSPORT_URL",
+            "http://user:secret@host/",
+            "IMAGES_NOTIFICATION_TRANSPORT_URL must be an oslo.messaging transport URL",
+        ),
+        ("IMAGES_NOTIFICATION_RETRY", "-1", "IMAGES_NOTIFICATION_RETRY must be at least 0"),
         ("DATABASE_URL", "nonsense://x", "DATABASE_URL is not a valid database URL"),
         ("DATABASE_CONN_MAX_AGE", "forever", "DATABASE_CONN_MAX_AGE must be an integer"),
         ("SECRET_KEY", "", "SECRET_KEY is not set"),
