@@ -163,7 +163,10 @@ def transition_events(images: Sequence[Image], name: str) -> None:
     names = [event for event in TRANSITION_EVENTS.get(name, ()) if wanted(event)]
     if not names or not images:
         return
-    prefetch_related_objects(list(images), "tags", "properties")
+    if len(images) > 1:
+        # Cached on the instances, so only on the scrubber's own batch: a caller's
+        # image may have its tags or properties changed after its transition.
+        prefetch_related_objects(list(images), "tags", "properties")
     for image in images:
         for event_type in names:
             image_event(event_type, image)
