@@ -214,9 +214,14 @@ class _Sent:
 
     def __getattr__(self, name: str):
         found = getattr(self._file, name)
-        if name == "fileno":
+        if name != "fileno":
+            return found
+
+        def fileno() -> int:  # called by the server that sendfiles it, not by hasattr
             self._sendfile = True
-        return found
+            return found()
+
+        return fileno
 
     def close(self) -> None:
         try:
