@@ -169,8 +169,9 @@ def keystone_authtoken() -> dict[str, str] | None:
     return options
 
 
-# oslo.messaging's notification drivers (its oslo.messaging.notify.drivers entry points).
-NOTIFICATION_DRIVERS = ["messagingv2", "messaging", "log", "routing", "test", "noop"]
+# oslo.messaging's notification drivers (its oslo.messaging.notify.drivers entry
+# points), but `routing`, whose routing file has no setting here.
+NOTIFICATION_DRIVERS = ["messagingv2", "messaging", "log", "test", "noop"]
 _TRANSPORT_URL = re.compile(r"(rabbit|kafka|amqp|fake)://\S*")
 
 
