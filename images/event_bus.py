@@ -115,7 +115,8 @@ class Bus:
         try:
             self.queue.put_nowait((event_type, payload, priority))
         except queue.Full:
-            self.counts.dropped += 1
+            with self.lock:  # request threads count these; the sender counts the rest
+                self.counts.dropped += 1
             logger.warning(
                 "Notification %s dropped: %d events waiting for the bus already; "
                 "%d notifications lost in this process so far",
@@ -197,6 +198,8 @@ class Bus:
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every queued event was sent or given up; False on timeout."""
+        if os.getpid() != self.pid:
+            return False  # a forked child's copy: its sender thread did not come along
         done = threading.Event()
 
         def wait() -> None:
