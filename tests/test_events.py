@@ -7,7 +7,9 @@ The tests are transactional: events go on commit, which a test wrapped in a
 transaction never reaches."""
 
 import logging
+import os
 import socket
+import warnings
 from datetime import timedelta
 
 import pytest
@@ -377,3 +379,26 @@ def test_import_sends_task_events_and_the_image_events(client, sent, run_jobs):
         "api_image_import",
         "alice",
     )
+
+
+def test_bus_forked_child_sends_with_a_sender_of_its_own(sent):
+    """gunicorn forks workers: a sender thread does not survive fork(), so a child
+    must not queue onto its parent's bus."""
+    from images import events
+
+    events.notify("image.update", {"from": "parent"})
+    assert sent.types() == ["image.update"]
+    parent = event_bus.bus()
+
+    with warnings.catch_warnings():
+        # eventlet, which oslo.messaging's dependencies import (we never use it), warns
+        # on every fork of the process that imported it.
+        warnings.filterwarnings("ignore", "Using fork", DeprecationWarning)
+        child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports by its exit status
+        events.notify("image.update", {"from": "child"})
+        mine = event_bus.bus()
+        ok = mine is not parent and mine.flush(10) and sent.raw[-1][1]["payload"]["from"] == "child"
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
