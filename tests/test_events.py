@@ -16,7 +16,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from images import event_bus, services
+from images import event_bus, events, services
 from images.enums import Status
 from images.errors import ImageTooLarge
 from images.models import Image
@@ -384,8 +384,6 @@ def test_import_sends_task_events_and_the_image_events(client, sent, run_jobs):
 def test_bus_forked_child_sends_with_a_sender_of_its_own(sent):
     """gunicorn forks workers: a sender thread does not survive fork(), so a child
     must not queue onto its parent's bus."""
-    from images import events
-
     events.notify("image.update", {"from": "parent"})
     assert sent.types() == ["image.update"]
     parent = event_bus.bus()
