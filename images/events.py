@@ -9,8 +9,9 @@ never announced. With the `noop` driver (the default) nothing is built at all.
 
 Beyond Glance, our own transitions are announced in its style, with the image
 payload: `image.restore` (pending_delete back to active/deactivated), `image.scrub`
-(the scrubber removed the data; the image is deleted) and `image.kill` (the janitor
-gave up on an upload whose worker died).
+(the scrubber removed the data; the image is deleted), `image.kill` (the janitor
+gave up on an upload whose worker died), and `image.tag.create`/`image.tag.delete`
+(after the image.update Glance sends for a tag, with the `tag` named).
 """
 
 from collections.abc import Iterable, Sequence

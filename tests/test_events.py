@@ -220,14 +220,19 @@ def test_events_tag_and_deactivate_are_image_updates_as_in_glance(client, admin_
     upload(client, image_id, b"data")
     sent.reset()
     assert client.put(f"/v2/images/{image_id}/tags/blue").status_code == 204
+    assert client.put(f"/v2/images/{image_id}/tags/blue").status_code == 204  # a repeat
     admin = token_client(admin_user)
     assert admin.post(f"/v2/images/{image_id}/actions/deactivate").status_code == 204
     assert admin.post(f"/v2/images/{image_id}/actions/reactivate").status_code == 204
+    assert client.delete(f"/v2/images/{image_id}/tags/blue").status_code == 204
 
-    assert [(t, p["status"], p["tags"]) for t, _priority, p in sent()] == [
-        ("image.update", "active", ["blue"]),
-        ("image.update", "deactivated", ["blue"]),
-        ("image.update", "active", ["blue"]),
+    assert [(t, p["status"], p["tags"], p.get("tag")) for t, _priority, p in sent()] == [
+        ("image.update", "active", ["blue"], None),
+        ("image.tag.create", "active", ["blue"], "blue"),
+        ("image.update", "deactivated", ["blue"], None),
+        ("image.update", "active", ["blue"], None),
+        ("image.update", "active", [], None),
+        ("image.tag.delete", "active", [], "blue"),
     ]
 
 

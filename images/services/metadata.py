@@ -210,7 +210,7 @@ def image_add_tag(*, image: Image, actor: Actor, tag: str) -> None:
         if image.tags.count() >= IMAGE_TAG_QUOTA:
             raise ImageTooLarge(f"Maximum number of tags exceeded: an image has {IMAGE_TAG_QUOTA}.")
         ImageTag.objects.create(image=image, value=tag)
-        _tags_changed(image)
+        _tags_changed(image, "image.tag.create", tag)
 
 
 def image_remove_tag(*, image: Image, actor: Actor, tag: str) -> None:
@@ -220,10 +220,13 @@ def image_remove_tag(*, image: Image, actor: Actor, tag: str) -> None:
         deleted, _ = ImageTag.objects.filter(image=image, value=tag).delete()
         if not deleted:
             raise ImageNotFound(f"Tag {tag} not found on image {image.id}.")
-        _tags_changed(image)
+        _tags_changed(image, "image.tag.delete", tag)
 
 
-def _tags_changed(image: Image) -> None:
-    """Glance saves the image after a tag change: image.update, with the new tags."""
-    if events.wanted("image.update"):
-        events.image_event("image.update", Image.objects.get(pk=image.pk))
+def _tags_changed(image: Image, event_type: str, tag: str) -> None:
+    """Glance saves the image after a tag change: image.update, with the new tags;
+    then ours, image.tag.create or image.tag.delete, naming the tag."""
+    if events.wanted("image.update") or events.wanted(event_type):
+        fresh = Image.objects.get(pk=image.pk)
+        events.image_event("image.update", fresh)
+        events.image_event(event_type, fresh, tag=tag)
