@@ -125,7 +125,7 @@ soak: $(VENV)/.test
 
 # Speed, memory and scale against the production server on a scratch database and
 # store (benchmarks/run.py; issue 6), started by tests/live.py as the tests and
-# `make soak` start it, beside real Glance 33 (benchmarks/glance_peer.py; its pinned
+# `make soak` start it, beside real Glance 33 (tests/glance.py; its pinned
 # venv goes to var/bench/ on the first run). Prints tables, writes benchmarks/results/.
 # BENCH_ARGS=--quick for small sizes, --profile for py-spy top lines, --no-glance.
 BENCH_ARGS ?=

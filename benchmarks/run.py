@@ -11,7 +11,7 @@ the tests' harness (tests/live.py), so the figures describe the server the tests
 `make soak` exercise. PostgreSQL is DATABASE_URL's server when it names one, else a
 throwaway cluster (.ci/pg.sh); without server binaries that part is left out.
 
-Glance 33 (benchmarks/glance_peer.py: its own pinned virtualenv, uwsgi as upstream
+Glance 33 (tests/glance.py: its own pinned virtualenv, uwsgi as upstream
 serves it, SQLite, the file store, no Keystone) runs beside the SQLite pass, and the
 same workload goes to both, the servers taking turns: uploads (1 GiB with curl -T and
 with glanceclient, chunked; ten at once of the small file), downloads whole and
@@ -56,7 +56,7 @@ token beside the same GET with a cached Keystone token, and a new token's first 
 against a real Keystone (the tests' harness; left out when its venv is not built).
 
 The measurements live beside this file: upload.py (and the machine's limits),
-download.py, listing.py (create, list, admin), keystone_auth.py, glance_peer.py and
+download.py, listing.py (create, list, admin), keystone_auth.py, tests/glance.py and
 glance_tasks.py (Glance); report.py makes the tables.
 """
 
@@ -76,7 +76,6 @@ import psutil
 
 from benchmarks.common import MiB, Target, make_file, registry_target, task, tree_rss
 from benchmarks.download import download_budgets, measure_download, measure_nginx
-from benchmarks.glance_peer import PROCESSES, pinned, running_glance
 from benchmarks.glance_tasks import glance_target
 from benchmarks.imports import IMPORT_ENV, measure_imports
 from benchmarks.keystone_auth import measure_auth
@@ -90,6 +89,7 @@ from benchmarks.upload import (
     measure_upload,
     upload_budgets,
 )
+from tests.glance import PROCESSES, pinned, running_glance
 from tests.live import ROOT, running_registry, throwaway_postgres
 
 SECTIONS = (

@@ -1,4 +1,6 @@
-"""Real Glance 33 beside our registry in `make bench`, on the same machine and workload.
+"""Real Glance 33: beside our registry in `make bench` (same machine, same workload),
+and the source database of the import_glance tests (tests/glance_mode, `make
+test-glance`). The one start-up both share, as tests/live.py is for our server.
 
 Installed from PyPI into its own virtualenv (var/bench/glance-venv, outside git), every
 package pinned in benchmarks/glance-requirements.txt; rebuilt only when that file or
@@ -35,10 +37,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.report import log
 from tests.live import ROOT, free_port
 
-REQUIREMENTS = Path(__file__).with_name("glance-requirements.txt")
+# Left in benchmarks/ where `make bench` introduced it: the virtualenv's stamp is the
+# file's hash, so moving or rewording it would rebuild var/bench/glance-venv.
+REQUIREMENTS = ROOT / "benchmarks" / "glance-requirements.txt"
 VENV = ROOT / "var" / "bench" / "glance-venv"
 PROCESSES = 2
 
@@ -119,7 +122,11 @@ def ensure_venv() -> Path:
     stamp = VENV / ".requirements-sha256"
     if stamp.exists() and stamp.read_text() == _stamp() and (VENV / "bin" / "uwsgi").exists():
         return VENV
-    log(f"installing Glance into {VENV.relative_to(ROOT)} (once; uwsgi compiles, ~2 min)")
+    print(
+        f"installing Glance into {VENV.relative_to(ROOT)} (once; uwsgi compiles, ~2 min)",
+        file=sys.stderr,
+        flush=True,
+    )
     shutil.rmtree(VENV, ignore_errors=True)
     VENV.parent.mkdir(parents=True, exist_ok=True)
     python = shutil.which("python3") or sys.executable
@@ -163,6 +170,21 @@ class Peer:
         if done.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
         return done
+
+
+_problem: list[str | None] = []
+
+
+def missing() -> str | None:
+    """Why Glance cannot run here (one line), or None once its virtualenv is built."""
+    if not _problem:
+        try:
+            ensure_venv()
+            _problem.append(None)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            _problem.append(f"Glance 33 cannot be installed from PyPI: {last}")
+    return _problem[0]
 
 
 def _env(tmp: Path) -> dict[str, str]:
