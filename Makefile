@@ -16,7 +16,7 @@ SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
 SOAK_NODES ?= 1
 
-.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings test-cluster lint format bench soak clean
+.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings test-glance glance-venv test-cluster lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
 	trap 'kill $$scrubber $$worker 2>/dev/null' EXIT; \
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(VENV)/bin/gunicorn -c glance_site/gunicorn.conf.py
 
-test: test-sqlite test-postgres test-keystone test-ceph test-cluster
+test: test-sqlite test-postgres test-keystone test-ceph test-glance test-cluster
 
 # Debian's chromium and the PostgreSQL server: installed when missing (as root, with
 # apt-get), else one line each says what is missing and that part is skipped.
@@ -97,6 +97,19 @@ ceph-bindings: $(VENV)/.runtime
 # store and the S3 suite on radosgw), once: the two passes above deselect them.
 test-ceph: $(VENV)/.test ceph-deps
 	$(VENV)/bin/pytest -m ceph tests/ceph_mode $(PYTEST_ARGS) || [ $$? = 5 ]
+
+# Glance 33's own virtualenv (tests/glance.py: PyPI's glance and uwsgi, pinned in
+# benchmarks/glance-requirements.txt; var/bench/glance-venv, shared with `make bench`),
+# built once; where it cannot be, one line and the Glance tests skip (an error with
+# REQUIRE_GLANCE=1).
+glance-venv: $(VENV)/.test
+	@$(PY) -c "from tests.glance import missing; p = missing(); p and print(f'glance-venv: {p}: the Glance tests are skipped')"; \
+	if [ "$${REQUIRE_GLANCE:-0}" = 1 ]; then $(PY) -c "from tests.glance import missing; raise SystemExit(1 if missing() else 0)"; fi
+
+# import_glance against a real Glance 33 (tests/glance_mode, marker `glance`), once: the
+# two database passes deselect them. Exit 5 is a PYTEST_ARGS -k that matched none.
+test-glance: $(VENV)/.test glance-venv
+	$(VENV)/bin/pytest -m glance tests/glance_mode $(PYTEST_ARGS) || [ $$? = 5 ]
 
 # Three nodes behind nginx on one PostgreSQL (tests/test_cluster.py, marker `cluster`),
 # once: the two passes above deselect them. It starts a PostgreSQL of its own; without

@@ -242,12 +242,18 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @contextlib.contextmanager
-def running_glance(tmp: Path, *, processes: int = PROCESSES) -> Iterator[Peer]:
+def running_glance(
+    tmp: Path, *, processes: int = PROCESSES, policy: dict[str, str] | None = None
+) -> Iterator[Peer]:
     """Glance 33 on a free 127.0.0.1 port, on a fresh SQLite database and file store
-    under `tmp`; stopped (by pid) on leaving."""
+    under `tmp`; stopped (by pid) on leaving. `policy` overrides rules of its policy
+    (etc/policy.yaml): the no-auth context has no roles, so `role:admin` rules refuse."""
     venv = ensure_venv()
     for sub in ("etc", "store", "staging", "cache", "locks", "tmp"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
+    if policy:
+        lines = [f'"{rule}": "{check}"' for rule, check in policy.items()]
+        (tmp / "etc" / "policy.yaml").write_text("\n".join(lines) + "\n")
     conf = tmp / "etc" / "glance-api.conf"
     conf.write_text(GLANCE_CONF.format(dir=tmp, venv=venv))
     port = free_port()
@@ -283,3 +289,29 @@ def running_glance(tmp: Path, *, processes: int = PROCESSES) -> Iterator[Peer]:
     finally:
         if proc is not None:
             _stop(proc)
+
+
+def call(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | dict | list | None = None,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request to a Glance-compatible API; (status, body), errors included."""
+    import json
+    import urllib.error
+
+    data = json.dumps(body).encode() if isinstance(body, dict | list) else body
+    request = urllib.request.Request(f"{url}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", content_type)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
