@@ -2,7 +2,7 @@
 machine's own limits.
 
     python -m benchmarks.run [--quick] [--db sqlite,postgres] [--repeat N] [--profile]
-        [--only limits,upload,download,create,list,admin,scrub,auth,import,stores,nodes]
+        [--only limits,upload,download,create,list,admin,scrub,auth,import,stores,nodes,migrate]
         [--no-glance]
 
 Everything runs on a scratch database and store in a temp dir, against the production
@@ -55,6 +55,10 @@ HTTP, on tests/ceph.py's throwaway cluster (stores.py; left out without Ceph).
 token beside the same GET with a cached Keystone token, and a new token's first use,
 against a real Keystone (the tests' harness; left out when its venv is not built).
 
+"migrate" times `import_glance` over a Glance 33 database of 10,000 images (1,000 with
+--quick): dry run, --adopt-data and --copy-data, images/s and MiB/s beside the
+machine's hashing rate (migrate.py).
+
 The measurements live beside this file: upload.py (and the machine's limits),
 download.py, listing.py (create, list, admin), keystone_auth.py, tests/glance.py and
 glance_tasks.py (Glance); report.py makes the tables.
@@ -80,6 +84,7 @@ from benchmarks.glance_tasks import glance_target
 from benchmarks.imports import IMPORT_ENV, measure_imports
 from benchmarks.keystone_auth import measure_auth
 from benchmarks.listing import list_budgets, measure_admin, measure_create, measure_list
+from benchmarks.migrate import measure_migrate
 from benchmarks.nodes import measure_nodes
 from benchmarks.report import Results, log
 from benchmarks.stores import measure_stores
@@ -104,6 +109,7 @@ SECTIONS = (
     "import",
     "stores",
     "nodes",
+    "migrate",
 )
 # The in-process steps (benchmarks/tasks.py) use Django's test client, whose host is
 # "testserver".
@@ -274,6 +280,8 @@ def main(argv=None) -> int:
             measure_stores(res, files, repeat, tmp)
         if "nodes" in only:
             measure_nodes(res, tmp, repeat, images=list_sizes[1], requests=requests * 40)
+        if "migrate" in only:
+            measure_migrate(res, tmp, images=1000 if args.quick else 10_000)
         if put_rates is not None:
             big = max(files, key=lambda k: files[k].stat().st_size)
             res.add("limits", f"storage.put in-process from file {big}", "MiB/s", put_rates)

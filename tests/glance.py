@@ -241,12 +241,12 @@ def _stop(proc: subprocess.Popen) -> None:
             child.kill()
 
 
-@contextlib.contextmanager
-def running_glance(
+def prepared_glance(
     tmp: Path, *, processes: int = PROCESSES, policy: dict[str, str] | None = None
-) -> Iterator[Peer]:
-    """Glance 33 on a free 127.0.0.1 port, on a fresh SQLite database and file store
-    under `tmp`; stopped (by pid) on leaving. `policy` overrides rules of its policy
+) -> Peer:
+    """Glance's configuration and its database, migrated by `glance-manage db_sync`,
+    under `tmp`, not yet served (pid 0): what `running_glance` serves, and a database
+    to fill with SQL (benchmarks/migrate.py). `policy` overrides rules of its policy
     (etc/policy.yaml): the no-auth context has no roles, so `role:admin` rules refuse."""
     venv = ensure_venv()
     for sub in ("etc", "store", "staging", "cache", "locks", "tmp"):
@@ -274,11 +274,21 @@ def running_glance(
     # Without them two uwsgi workers writing at once fail with "database is locked".
     with contextlib.closing(sqlite3.connect(peer.database)) as db:
         db.execute("PRAGMA journal_mode=WAL")
+    return peer
+
+
+@contextlib.contextmanager
+def running_glance(
+    tmp: Path, *, processes: int = PROCESSES, policy: dict[str, str] | None = None
+) -> Iterator[Peer]:
+    """Glance 33 on a free 127.0.0.1 port, on a fresh SQLite database and file store
+    under `tmp` (`prepared_glance`); stopped (by pid) on leaving."""
+    peer = prepared_glance(tmp, processes=processes, policy=policy)
     proc = None
     try:
         with open(peer.log, "wb") as log_file:
             proc = subprocess.Popen(
-                [str(venv / "bin" / "uwsgi"), "--ini", str(ini)],
+                [str(peer.venv / "bin" / "uwsgi"), "--ini", str(tmp / "etc" / "uwsgi.ini")],
                 cwd=tmp,
                 env=_env(tmp),
                 stdout=log_file,
