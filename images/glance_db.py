@@ -247,7 +247,7 @@ class GlanceDatabase:
             query = sa.select(table).where(table.c.image_id.in_(ids)).order_by(table.c.id)
             for row in conn.execute(query).mappings():
                 image = images[row["image_id"]]
-                if _counts(row, image):
+                if _counts(row, image, table):
                     yield image, row
 
         for image, row in rows(PROPERTIES):
@@ -265,16 +265,20 @@ class GlanceDatabase:
                 )
             )
         for image, row in rows(LOCATIONS):
-            if row["status"] == "deleted":
-                continue
             metadata = json.loads(row["meta_data"]) if row["meta_data"] else {}
             image.locations.append(
                 GlanceLocation(url=row["value"], metadata=metadata, state=row["status"])
             )
 
 
-def _counts(row, image: GlanceImage) -> bool:
-    """Whether a child row belongs to the image as Glance would show (or restore) it."""
+def _counts(row, image: GlanceImage, table: sa.Table) -> bool:
+    """Whether a child row belongs to the image as Glance would show (or restore) it.
+    A pending_delete image's locations are marked `pending_delete` (just before the
+    image, at their own time); its other children are deleted at the image's time."""
+    if table is LOCATIONS:
+        if image.state == "pending_delete":
+            return row["status"] == "pending_delete"
+        return not row["deleted"] and row["status"] != "deleted"
     if not row["deleted"]:
         return True
     return image.state == "pending_delete" and _aware(row["deleted_at"]) == image.deleted_at

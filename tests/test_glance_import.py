@@ -306,3 +306,27 @@ def test_glance_db_urls_read_only_and_password_hidden():
     assert (
         shown("mysql+pymysql://glance:secret@db/glance") == "mysql+pymysql://glance:***@db/glance"
     )
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_import_glance_progress_on_a_terminal_only(glance):
+    glance.add(status="queued")
+    glance.add(status="active", data=b"x" * 2048)
+    terminal = Terminal()
+    call_command(
+        "import_glance",
+        "--database-url",
+        glance.url,
+        "--copy-data",
+        stdout=io.StringIO(),
+        stderr=terminal,
+    )
+    assert "\r2/2 images, " in terminal.getvalue()
+    assert terminal.getvalue().endswith("MiB/s\n")
+    piped = io.StringIO()
+    call_command("import_glance", "--database-url", glance.url, stdout=io.StringIO(), stderr=piped)
+    assert piped.getvalue() == ""

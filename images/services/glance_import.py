@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from django.db import IntegrityError, transaction
+from django.db import DataError, IntegrityError, transaction
 
 from images import storage
 from images.enums import IMPORTER, LocationStatus, MemberStatus, Operation, Status
@@ -69,7 +69,7 @@ class _Data:
     """What one image's bytes came to: in-store object, external URLs, bytes."""
 
     store_name: str | None = None
-    external: tuple[str, ...] = ()
+    external: tuple[GlanceLocation, ...] = ()
     size: int = 0
     copied: bool = False  # the object is ours to remove if the record fails
 
@@ -132,6 +132,8 @@ def _import_one(
             return
         if isinstance(exc, ImageError):
             raise Skip(exc.message) from None
+        if isinstance(exc, DataError):  # a value our database refuses (too long, ...)
+            raise Skip(f"our database refused a value: {exc}") from None
         raise
     _count(image, target, stored, report)
 
@@ -158,10 +160,10 @@ def _bring_data(
         return _Data()
     wanted = "pending_delete" if target == Status.PENDING_DELETE else "active"
     locations = [loc for loc in image.locations if loc.state == wanted]
-    external = tuple(loc.url for loc in locations if _scheme(loc.url) in ("http", "https"))
+    external = tuple(loc for loc in locations if _scheme(loc.url) in ("http", "https"))
     inside = [loc for loc in locations if _scheme(loc.url) not in ("http", "https")]
-    for url in external:
-        report.notes.append((image.id, f"kept external location {url}"))
+    for location in external:
+        report.notes.append((image.id, f"kept external location {location.url}"))
     if not inside:
         if not external and image.size:
             raise Skip(f"{target} with {image.size} bytes but no location in Glance")
@@ -308,8 +310,14 @@ def _record(image: GlanceImage, target: str, stored: _Data, *, source: str) -> N
     with transaction.atomic():
         record.save(force_insert=True)
         locations = [
-            ImageLocation(image=record, url=url, in_store=False, status=location_state)
-            for url in stored.external
+            ImageLocation(
+                image=record,
+                url=location.url,
+                in_store=False,
+                metadata=location.metadata,
+                status=location_state,
+            )
+            for location in stored.external
         ]
         if stored.store_name:
             locations.insert(
