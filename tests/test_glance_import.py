@@ -2,6 +2,7 @@
 reads, in SQLite): statuses, children, data copied or adopted, verification, reruns
 and refusals. tests/glance_mode runs it against a real Glance."""
 
+import contextlib
 import hashlib
 import io
 import os
@@ -15,7 +16,16 @@ from django.core.management import CommandError, call_command
 from images import services, storage
 from images.enums import LocationStatus, Operation, Status
 from images.glance_db import IMAGES as GLANCE_IMAGES
-from images.glance_db import LOCATIONS, MEMBERS, PROPERTIES, TAGS, _meta, engine_url, shown
+from images.glance_db import (
+    LOCATIONS,
+    MEMBERS,
+    PROPERTIES,
+    TAGS,
+    GlanceDatabase,
+    _meta,
+    engine_url,
+    shown,
+)
 from images.models import Image, ImageMember, ImageTransition
 
 pytestmark = pytest.mark.django_db
@@ -330,3 +340,40 @@ def test_import_glance_progress_on_a_terminal_only(glance):
     piped = io.StringIO()
     call_command("import_glance", "--database-url", glance.url, stdout=io.StringIO(), stderr=piped)
     assert piped.getvalue() == ""
+
+
+@pytest.fixture
+def postgres_glance(tmp_path):
+    """A Glance database on DATABASE_URL's PostgreSQL server (the PostgreSQL pass), as
+    operators name it: a bare postgres:// URL."""
+    url = os.environ.get("DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        pytest.skip("the PostgreSQL pass reads a Glance database on PostgreSQL")
+    import psycopg
+
+    from tests.live import _postgres_database
+
+    glance_url, drop = _postgres_database(url)
+    try:
+        fake = FakeGlance.__new__(FakeGlance)
+        fake.store = tmp_path / "glance-store"
+        fake.store.mkdir()
+        fake.url, fake.next_id = glance_url, 0
+        fake.engine = sa.create_engine(engine_url(glance_url))
+        _meta.create_all(fake.engine)
+        yield fake
+    finally:
+        fake.engine.dispose()
+        with contextlib.suppress(psycopg.Error):
+            drop()
+
+
+def test_import_glance_reads_postgresql_read_only(postgres_glance):
+    image_id = postgres_glance.add(status="active", data=b"from postgres")
+    database = GlanceDatabase(postgres_glance.url)
+    with database.engine.connect() as conn:
+        assert conn.exec_driver_sql("SHOW transaction_read_only").scalar() == "on"
+    database.close()
+    out = _run("--database-url", postgres_glance.url, "--copy-data")
+    assert "imported 1 of 1 images (13 bytes" in out
+    assert Image.objects.get(pk=image_id).tags.get().value == "web"
