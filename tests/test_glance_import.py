@@ -377,3 +377,11 @@ def test_import_glance_reads_postgresql_read_only(postgres_glance):
     out = _run("--database-url", postgres_glance.url, "--copy-data")
     assert "imported 1 of 1 images (13 bytes" in out
     assert Image.objects.get(pk=image_id).tags.get().value == "web"
+
+
+def test_import_glance_stale_saving_image_is_killed_by_the_janitor(glance):
+    image_id = glance.add(status="saving", updated_at=datetime(2024, 1, 1))
+    _run("--database-url", glance.url)
+    report = services.images_kill_stale_uploads()
+    assert [str(pk) for pk in report.killed] == [image_id]
+    assert Image.objects.get(pk=image_id).status == Status.KILLED

@@ -288,12 +288,12 @@ def _record(image: GlanceImage, target: str, stored: _Data, *, source: str) -> N
         min_ram=image.min_ram,
         owner=image.owner,
     )
-    if target in WITH_DATA:
-        record.size = image.size if image.size is not None else stored.size
-        record.virtual_size = image.virtual_size
-        record.checksum = image.checksum
-        record.os_hash_algo = image.os_hash_algo
-        record.os_hash_value = image.os_hash_value
+    # As Glance has them, whatever the status: a staged (uploading) image has a size.
+    record.size = image.size if image.size is not None or not stored.store_name else stored.size
+    record.virtual_size = image.virtual_size
+    record.checksum = image.checksum
+    record.os_hash_algo = image.os_hash_algo
+    record.os_hash_value = image.os_hash_value
     if target == Status.PENDING_DELETE:
         # Glance does not say whether it was deactivated before: active is what its
         # own restore (glance-scrubber --restore) gives back.

@@ -98,6 +98,17 @@ def _fill(peer: Peer) -> Filled:
     # The largest: what the killed run is stopped in the middle of.
     active("large", os.urandom(24 * MiB + 5))
     filled.ids["queued"] = _create(peer, name="queued", tags=["later"], os_type="linux")
+    # Staged for glance-direct, not yet imported: uploading (the staged bytes stay behind).
+    staged = _create(peer, name="uploading")
+    stage = call(
+        peer.url,
+        "PUT",
+        f"/v2/images/{staged}/stage",
+        os.urandom(3000),
+        content_type="application/octet-stream",
+    )
+    _ok(*stage, 204)
+    filled.ids["uploading"] = staged
     # Deleted with delayed delete on, then scrubbed by Glance's own scrubber: deleted.
     gone = active("deleted", os.urandom(700))
     _ok(*call(peer.url, "DELETE", f"/v2/images/{gone}"), 204)
