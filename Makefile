@@ -16,7 +16,7 @@ SOAK_CLIENTS ?= 16
 SOAK_SECONDS ?= 300
 SOAK_NODES ?= 1
 
-.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings test-rabbitmq rabbitmq-deps test-cluster lint format bench soak clean
+.PHONY: run test test-deps test-sqlite test-postgres test-keystone keystone-venv test-ceph ceph-deps ceph-bindings test-rabbitmq rabbitmq-deps test-glance glance-venv test-cluster lint format bench soak clean
 
 $(VENV)/.runtime: pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,7 +54,7 @@ run: $(VENV)/.runtime $(VENV)/.client $(VAR_DIR)/secret_key
 	trap 'kill $$scrubber $$worker 2>/dev/null' EXIT; \
 	HOST=$(HOST) PORT=$(PORT) WORKERS=$(WORKERS) $(VENV)/bin/gunicorn -c glance_site/gunicorn.conf.py
 
-test: test-sqlite test-postgres test-keystone test-ceph test-rabbitmq test-cluster
+test: test-sqlite test-postgres test-keystone test-ceph test-rabbitmq test-glance test-cluster
 
 # Debian's chromium and the PostgreSQL server: installed when missing (as root, with
 # apt-get), else one line each says what is missing and that part is skipped.
@@ -109,6 +109,19 @@ rabbitmq-deps:
 test-rabbitmq: $(VENV)/.test rabbitmq-deps
 	$(VENV)/bin/pytest -m rabbitmq tests/rabbitmq_mode $(PYTEST_ARGS) || [ $$? = 5 ]
 
+# Glance 33's own virtualenv (tests/glance.py: PyPI's glance and uwsgi, pinned in
+# benchmarks/glance-requirements.txt; var/bench/glance-venv, shared with `make bench`),
+# built once; where it cannot be, one line and the Glance tests skip (an error with
+# REQUIRE_GLANCE=1).
+glance-venv: $(VENV)/.test
+	@$(PY) -c "from tests.glance import missing; p = missing(); p and print(f'glance-venv: {p}: the Glance tests are skipped')"; \
+	if [ "$${REQUIRE_GLANCE:-0}" = 1 ]; then $(PY) -c "from tests.glance import missing; raise SystemExit(1 if missing() else 0)"; fi
+
+# import_glance against a real Glance 33 (tests/glance_mode, marker `glance`), once: the
+# two database passes deselect them. Exit 5 is a PYTEST_ARGS -k that matched none.
+test-glance: $(VENV)/.test glance-venv
+	$(VENV)/bin/pytest -m glance tests/glance_mode $(PYTEST_ARGS) || [ $$? = 5 ]
+
 # Three nodes behind nginx on one PostgreSQL (tests/test_cluster.py, marker `cluster`),
 # once: the two passes above deselect them. It starts a PostgreSQL of its own; without
 # nginx or the PostgreSQL server one line says so and they are skipped (an error with
@@ -136,7 +149,7 @@ soak: $(VENV)/.test
 
 # Speed, memory and scale against the production server on a scratch database and
 # store (benchmarks/run.py; issue 6), started by tests/live.py as the tests and
-# `make soak` start it, beside real Glance 33 (benchmarks/glance_peer.py; its pinned
+# `make soak` start it, beside real Glance 33 (tests/glance.py; its pinned
 # venv goes to var/bench/ on the first run). Prints tables, writes benchmarks/results/.
 # BENCH_ARGS=--quick for small sizes, --profile for py-spy top lines, --no-glance.
 BENCH_ARGS ?=

@@ -4,7 +4,7 @@ files and py-spy.
 
 Our server, its scratch database, store and users come from the tests' harness,
 tests/live.py (`running_registry`), so the figures describe the same server the tests
-and `make soak` exercise; Glance comes from benchmarks/glance_peer.py. Each
+and `make soak` exercise; Glance comes from tests/glance.py. Each
 measurement takes a `Target` and runs the same requests against either.
 """
 

@@ -17,7 +17,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from benchmarks.common import Target
-from benchmarks.glance_peer import Peer
+from tests.glance import Peer
 
 USER = "alice"  # the owner of half the seeded images, as in tasks.py
 SEED_PREFIX = "seed-"

@@ -2,7 +2,7 @@
 machine's own limits.
 
     python -m benchmarks.run [--quick] [--db sqlite,postgres] [--repeat N] [--profile]
-        [--only limits,upload,download,create,list,admin,scrub,auth,import,stores,nodes]
+        [--only limits,upload,download,create,list,admin,scrub,auth,import,stores,nodes,migrate]
         [--no-glance]
 
 Everything runs on a scratch database and store in a temp dir, against the production
@@ -11,7 +11,7 @@ the tests' harness (tests/live.py), so the figures describe the server the tests
 `make soak` exercise. PostgreSQL is DATABASE_URL's server when it names one, else a
 throwaway cluster (.ci/pg.sh); without server binaries that part is left out.
 
-Glance 33 (benchmarks/glance_peer.py: its own pinned virtualenv, uwsgi as upstream
+Glance 33 (tests/glance.py: its own pinned virtualenv, uwsgi as upstream
 serves it, SQLite, the file store, no Keystone) runs beside the SQLite pass, and the
 same workload goes to both, the servers taking turns: uploads (1 GiB with curl -T and
 with glanceclient, chunked; ten at once of the small file), downloads whole and
@@ -55,8 +55,12 @@ HTTP, on tests/ceph.py's throwaway cluster (stores.py; left out without Ceph).
 token beside the same GET with a cached Keystone token, and a new token's first use,
 against a real Keystone (the tests' harness; left out when its venv is not built).
 
+"migrate" times `import_glance` over a Glance 33 database of 10,000 images (1,000 with
+--quick): dry run, --adopt-data and --copy-data, images/s and MiB/s beside the
+machine's hashing rate (migrate.py).
+
 The measurements live beside this file: upload.py (and the machine's limits),
-download.py, listing.py (create, list, admin), keystone_auth.py, glance_peer.py and
+download.py, listing.py (create, list, admin), keystone_auth.py, tests/glance.py and
 glance_tasks.py (Glance); report.py makes the tables.
 """
 
@@ -76,11 +80,11 @@ import psutil
 
 from benchmarks.common import MiB, Target, make_file, registry_target, task, tree_rss
 from benchmarks.download import download_budgets, measure_download, measure_nginx
-from benchmarks.glance_peer import PROCESSES, pinned, running_glance
 from benchmarks.glance_tasks import glance_target
 from benchmarks.imports import IMPORT_ENV, measure_imports
 from benchmarks.keystone_auth import measure_auth
 from benchmarks.listing import list_budgets, measure_admin, measure_create, measure_list
+from benchmarks.migrate import measure_migrate
 from benchmarks.nodes import measure_nodes
 from benchmarks.report import Results, log
 from benchmarks.stores import measure_stores
@@ -90,6 +94,7 @@ from benchmarks.upload import (
     measure_upload,
     upload_budgets,
 )
+from tests.glance import PROCESSES, pinned, running_glance
 from tests.live import ROOT, running_registry, throwaway_postgres
 
 SECTIONS = (
@@ -104,6 +109,7 @@ SECTIONS = (
     "import",
     "stores",
     "nodes",
+    "migrate",
 )
 # The in-process steps (benchmarks/tasks.py) use Django's test client, whose host is
 # "testserver".
@@ -274,6 +280,8 @@ def main(argv=None) -> int:
             measure_stores(res, files, repeat, tmp)
         if "nodes" in only:
             measure_nodes(res, tmp, repeat, images=list_sizes[1], requests=requests * 40)
+        if "migrate" in only:
+            measure_migrate(res, tmp, images=1000 if args.quick else 10_000)
         if put_rates is not None:
             big = max(files, key=lambda k: files[k].stat().st_size)
             res.add("limits", f"storage.put in-process from file {big}", "MiB/s", put_rates)

@@ -80,6 +80,7 @@ class Operation(models.TextChoices):
     DELETE = "delete"
     RESTORE = "restore"
     SCRUB = "scrub"
+    MIGRATE = "migrate"  # brought over from a Glance database (import_glance)
 
 
 class TaskStatus(models.TextChoices):
@@ -92,3 +93,4 @@ class TaskStatus(models.TextChoices):
 
 
 SCRUBBER = "scrubber"  # the actor name recorded for the background passes
+IMPORTER = "import_glance"  # the actor name of images brought over from Glance

@@ -23,6 +23,9 @@ from images.enums import (
 from images.errors import InvalidInput, InvalidTransition
 
 S = Status
+# What a record brought over from Glance may become: its status there (queued is
+# where it starts already).
+MIGRATE_TARGETS = [s for s in S.values if s != S.QUEUED]
 
 
 class Image(ConcurrentTransitionMixin, models.Model):
@@ -197,6 +200,15 @@ class Image(ConcurrentTransitionMixin, models.Model):
     @transition(field=status, source=S.PENDING_DELETE, target=S.DELETED)
     def scrub(self) -> None:
         pass
+
+    @transition(field=status, source=S.QUEUED, target=RETURN_VALUE(*MIGRATE_TARGETS))
+    def migrate(self, *, to: str) -> str:
+        """A new record taking the status its image had in the Glance it is brought
+        over from (import_glance): any status, as it was there. The service has set
+        the rest of the record (data, deleted_at) as Glance had it."""
+        if to not in S.values or to == S.QUEUED:
+            raise InvalidInput(f"An image cannot be brought over as {to!r}.")
+        return to
 
 
 class ImageLocation(models.Model):

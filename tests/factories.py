@@ -37,6 +37,7 @@ ARGS = {
     "finish_import": lambda: ARGS["finish_upload"](),
     "mark_pending_delete": lambda: {"now": timezone.now()},
     "mark_deleted": lambda: {"now": timezone.now()},
+    "migrate": lambda: {"to": "killed"},
 }
 
 

@@ -243,6 +243,8 @@ def test_lifecycle_picture_draws_every_transition_of_the_model():
     drawn = {(edge["source"], edge["target"]) for edge in picture["edges"]}
     declared = set()
     for transition in Image._meta.get_field("status").get_all_transitions(Image):
+        if transition.name == "migrate":  # import_glance's start, not a lifecycle step
+            continue
         targets = getattr(transition.target, "allowed_states", [transition.target])
         declared |= {(transition.source, t) for t in targets if t != transition.source}
     assert drawn == declared

@@ -23,6 +23,10 @@ LIFECYCLE = {
     S.DELETED: set(),
 }
 
+# Not a step of the lifecycle but its start for a record brought over from Glance
+# (import_glance): a new, queued record takes the status its image had there.
+MIGRATE = {S.QUEUED: set(S.values) - {S.QUEUED}}
+
 TRANSITIONS = sorted({t.name for t in Image._meta.get_field("status").get_all_transitions(Image)})
 
 
@@ -34,8 +38,28 @@ def _targets(transition) -> set[str]:
 def test_lifecycle_declared_transitions_equal_design_table():
     declared: dict[str, set[str]] = {status: set() for status in S.values}
     for transition in Image._meta.get_field("status").get_all_transitions(Image):
-        declared[transition.source] |= _targets(transition)
+        if transition.name != "migrate":
+            declared[transition.source] |= _targets(transition)
     assert declared == {status.value: targets for status, targets in LIFECYCLE.items()}
+
+
+def test_migrate_goes_from_queued_to_every_other_status():
+    declared = [
+        t for t in Image._meta.get_field("status").get_all_transitions(Image) if t.name == "migrate"
+    ]
+    assert {t.source: _targets(t) for t in declared} == MIGRATE
+    for status in MIGRATE[S.QUEUED]:
+        image = Image()
+        image.migrate(to=status)
+        assert image.status == status
+
+
+def test_migrate_refuses_queued_and_unknown_status():
+    for status in (S.QUEUED, "frozen"):
+        image = Image()
+        with pytest.raises(InvalidInput, match="cannot be brought over"):
+            image.migrate(to=status)
+        assert image.status == S.QUEUED
 
 
 @pytest.mark.django_db
@@ -54,7 +78,7 @@ def test_lifecycle_each_transition_from_each_status(source, name):
             method(**ARGS.get(name, dict)())
         assert image.status == source
         return
-    assert targets <= LIFECYCLE[S(source)]
+    assert targets <= (MIGRATE if name == "migrate" else LIFECYCLE)[S(source)]
     method(**ARGS.get(name, dict)())
     assert image.status in targets
     assert image.status != source  # no self-transitions

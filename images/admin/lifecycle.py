@@ -38,6 +38,8 @@ def status_graph(model: type[Image] = Image) -> Graph:
     for transition in field.get_all_transitions(model):
         if transition.source not in statuses:
             continue  # "*" and "+" sources would be an edge from every status
+        if transition.name == "migrate":
+            continue  # where an image from Glance starts, not a step of the lifecycle
         # A RETURN_VALUE target (restore) is one edge per status it may return to.
         for target in getattr(transition.target, "allowed_states", [transition.target]):
             if target != transition.source:

@@ -19,6 +19,7 @@ One module per concern; callers import from this package (``services.image_delet
                     images_remove_killed_leftovers, images_purge, scrubber_pass
 - ``store_check``   store_verify
 - ``data_check``    image_inspect (format inspection of stored data)
+- ``glance_import`` glance_import (import_glance: images from a Glance database)
 
 The names below are re-exports. To patch one in a test, patch the module that
 defines it (``images.services.janitor.SCRUB_BATCH``): the operations read their
@@ -35,6 +36,7 @@ from images.services.deletion import (
     image_restore,
     image_scrub,
 )
+from images.services.glance_import import DataMode, ImportReport, glance_import
 from images.services.import_worker import import_run, imports_reap_stale, tasks_purge_expired
 from images.services.imports import image_import, image_stage, import_methods
 from images.services.janitor import (
@@ -86,12 +88,15 @@ __all__ = [
     "MUTABLE_FIELDS",
     "SCRUB_BATCH",
     "DataCheck",
+    "DataMode",
     "DeletePreview",
     "ImageData",
+    "ImportReport",
     "LocationChange",
     "LocationSpec",
     "ScrubReport",
     "StoreReport",
+    "glance_import",
     "image_add_tag",
     "image_create",
     "image_deactivate",

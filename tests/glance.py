@@ -1,4 +1,6 @@
-"""Real Glance 33 beside our registry in `make bench`, on the same machine and workload.
+"""Real Glance 33: beside our registry in `make bench` (same machine, same workload),
+and the source database of the import_glance tests (tests/glance_mode, `make
+test-glance`). The one start-up both share, as tests/live.py is for our server.
 
 Installed from PyPI into its own virtualenv (var/bench/glance-venv, outside git), every
 package pinned in benchmarks/glance-requirements.txt; rebuilt only when that file or
@@ -35,10 +37,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmarks.report import log
 from tests.live import ROOT, free_port
 
-REQUIREMENTS = Path(__file__).with_name("glance-requirements.txt")
+# Left in benchmarks/ where `make bench` introduced it: the virtualenv's stamp is the
+# file's hash, so moving or rewording it would rebuild var/bench/glance-venv.
+REQUIREMENTS = ROOT / "benchmarks" / "glance-requirements.txt"
 VENV = ROOT / "var" / "bench" / "glance-venv"
 PROCESSES = 2
 
@@ -119,7 +122,11 @@ def ensure_venv() -> Path:
     stamp = VENV / ".requirements-sha256"
     if stamp.exists() and stamp.read_text() == _stamp() and (VENV / "bin" / "uwsgi").exists():
         return VENV
-    log(f"installing Glance into {VENV.relative_to(ROOT)} (once; uwsgi compiles, ~2 min)")
+    print(
+        f"installing Glance into {VENV.relative_to(ROOT)} (once; uwsgi compiles, ~2 min)",
+        file=sys.stderr,
+        flush=True,
+    )
     shutil.rmtree(VENV, ignore_errors=True)
     VENV.parent.mkdir(parents=True, exist_ok=True)
     python = shutil.which("python3") or sys.executable
@@ -163,6 +170,21 @@ class Peer:
         if done.returncode != 0:
             raise RuntimeError(f"{tool} {' '.join(args)} failed:\n{done.stderr[-3000:]}")
         return done
+
+
+_problem: list[str | None] = []
+
+
+def missing() -> str | None:
+    """Why Glance cannot run here (one line), or None once its virtualenv is built."""
+    if not _problem:
+        try:
+            ensure_venv()
+            _problem.append(None)
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            last = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+            _problem.append(f"Glance 33 cannot be installed from PyPI: {last}")
+    return _problem[0]
 
 
 def _env(tmp: Path) -> dict[str, str]:
@@ -219,13 +241,19 @@ def _stop(proc: subprocess.Popen) -> None:
             child.kill()
 
 
-@contextlib.contextmanager
-def running_glance(tmp: Path, *, processes: int = PROCESSES) -> Iterator[Peer]:
-    """Glance 33 on a free 127.0.0.1 port, on a fresh SQLite database and file store
-    under `tmp`; stopped (by pid) on leaving."""
+def prepared_glance(
+    tmp: Path, *, processes: int = PROCESSES, policy: dict[str, str] | None = None
+) -> Peer:
+    """Glance's configuration and its database, migrated by `glance-manage db_sync`,
+    under `tmp`, not yet served (pid 0): what `running_glance` serves, and a database
+    to fill with SQL (benchmarks/migrate.py). `policy` overrides rules of its policy
+    (etc/policy.yaml): the no-auth context has no roles, so `role:admin` rules refuse."""
     venv = ensure_venv()
     for sub in ("etc", "store", "staging", "cache", "locks", "tmp"):
         (tmp / sub).mkdir(parents=True, exist_ok=True)
+    if policy:
+        lines = [f'"{rule}": "{check}"' for rule, check in policy.items()]
+        (tmp / "etc" / "policy.yaml").write_text("\n".join(lines) + "\n")
     conf = tmp / "etc" / "glance-api.conf"
     conf.write_text(GLANCE_CONF.format(dir=tmp, venv=venv))
     port = free_port()
@@ -246,11 +274,21 @@ def running_glance(tmp: Path, *, processes: int = PROCESSES) -> Iterator[Peer]:
     # Without them two uwsgi workers writing at once fail with "database is locked".
     with contextlib.closing(sqlite3.connect(peer.database)) as db:
         db.execute("PRAGMA journal_mode=WAL")
+    return peer
+
+
+@contextlib.contextmanager
+def running_glance(
+    tmp: Path, *, processes: int = PROCESSES, policy: dict[str, str] | None = None
+) -> Iterator[Peer]:
+    """Glance 33 on a free 127.0.0.1 port, on a fresh SQLite database and file store
+    under `tmp` (`prepared_glance`); stopped (by pid) on leaving."""
+    peer = prepared_glance(tmp, processes=processes, policy=policy)
     proc = None
     try:
         with open(peer.log, "wb") as log_file:
             proc = subprocess.Popen(
-                [str(venv / "bin" / "uwsgi"), "--ini", str(ini)],
+                [str(peer.venv / "bin" / "uwsgi"), "--ini", str(tmp / "etc" / "uwsgi.ini")],
                 cwd=tmp,
                 env=_env(tmp),
                 stdout=log_file,
@@ -261,3 +299,29 @@ def running_glance(tmp: Path, *, processes: int = PROCESSES) -> Iterator[Peer]:
     finally:
         if proc is not None:
             _stop(proc)
+
+
+def call(
+    url: str,
+    method: str,
+    path: str,
+    body: bytes | dict | list | None = None,
+    *,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+) -> tuple[int, bytes]:
+    """One request to a Glance-compatible API; (status, body), errors included."""
+    import json
+    import urllib.error
+
+    data = json.dumps(body).encode() if isinstance(body, dict | list) else body
+    request = urllib.request.Request(f"{url}{path}", data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", content_type)
+    for name, value in (headers or {}).items():
+        request.add_header(name, value)
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()

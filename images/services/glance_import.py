@@ -1,0 +1,377 @@
+"""Bringing images over from a Glance database (import_glance): each image with its
+id, status, metadata, tags, properties, members and locations, and its bytes copied
+into our store (`copy`), adopted where they lie inside it (`adopt`), or not at all.
+
+Per image: the bytes first (copied and hashed on the way, Glance's checksum and
+os_hash_value verified), then one transaction that creates the whole record, so an
+interrupted run leaves no half-made image and a rerun picks up where it stopped.
+An image whose id is already here is skipped: running it twice changes nothing.
+"""
+
+import enum
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from django.db import DataError, IntegrityError, transaction
+
+from images import storage
+from images.enums import IMPORTER, LocationStatus, MemberStatus, Operation, Status
+from images.errors import ImageError, InvalidInput
+from images.glance_db import GlanceDatabase, GlanceImage, GlanceLocation, shown
+from images.ingest import HASH_ALGO
+from images.models import (
+    Image,
+    ImageLocation,
+    ImageMember,
+    ImageProperty,
+    ImageTag,
+    ImageTransition,
+)
+from images.rbd_store import RBDStorage
+
+# Statuses whose images have bytes (a location) in Glance.
+WITH_DATA = (Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE)
+# Uploads in progress in Glance: brought over as they are, with Glance's updated_at
+# as their last sign of life, so the janitor treats a stale one as it treats ours.
+IN_PROGRESS = (Status.SAVING, Status.UPLOADING, Status.IMPORTING)
+
+
+class DataMode(enum.StrEnum):
+    NONE = "none"  # metadata only
+    COPY = "copy"  # stream each image's bytes into our store
+    ADOPT = "adopt"  # record bytes that already lie inside our store
+
+
+class Skip(Exception):
+    """This image is not brought over; the message says why."""
+
+
+@dataclass
+class ImportReport:
+    total: int = 0
+    imported: list[str] = field(default_factory=list)
+    by_status: Counter = field(default_factory=Counter)
+    bytes: int = 0  # copied into our store, or adopted there
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, why)
+    already: int = 0  # imported by an earlier run
+    changed: list[str] = field(default_factory=list)  # updated in Glance since
+    soft_deleted: int = 0  # Glance rows with deleted=1: brought over as `deleted`
+    notes: list[tuple[str, str]] = field(default_factory=list)  # (id, what was done)
+    counts: Counter = field(default_factory=Counter)  # members, tags, properties, locations
+
+
+@dataclass(frozen=True)
+class _Data:
+    """What one image's bytes came to: in-store object, external URLs, bytes."""
+
+    store_name: str | None = None
+    external: tuple[GlanceLocation, ...] = ()
+    size: int = 0
+    copied: bool = False  # the object is ours to remove if the record fails
+
+
+def glance_import(
+    *,
+    database: GlanceDatabase,
+    data: DataMode = DataMode.NONE,
+    dry_run: bool = False,
+    on_progress: Callable[[ImportReport, int], None] | None = None,
+) -> ImportReport:
+    """Bring every image of `database` over; with `dry_run`, only say what would be
+    done. `on_progress(report, done)` is called after each image."""
+    report = ImportReport(total=database.count())
+    source = shown(database.url)
+    for done, image in enumerate(database.images(), start=1):
+        try:
+            _import_one(image, data=data, dry_run=dry_run, source=source, report=report)
+        except Skip as exc:
+            report.skipped.append((image.id, str(exc)))
+        if on_progress is not None:
+            on_progress(report, done)
+    return report
+
+
+def _status_of(image: GlanceImage) -> str:
+    """Our status for a Glance row: a soft-deleted row is `deleted` whatever it says
+    (only `pending_delete` keeps its data after a delete)."""
+    if image.deleted and image.state != Status.PENDING_DELETE:
+        return Status.DELETED
+    if image.state not in Status.values:
+        raise Skip(f"unknown Glance status {image.state!r}")
+    return image.state
+
+
+def _import_one(
+    image: GlanceImage, *, data: DataMode, dry_run: bool, source: str, report: ImportReport
+) -> None:
+    target = _status_of(image)
+    existing = Image.objects.filter(pk=image.id).values_list("updated_at", flat=True).first()
+    if existing is not None:
+        report.already += 1
+        if image.updated_at and image.updated_at > existing:
+            report.changed.append(image.id)
+        return
+    if target == Status.DELETED and image.deleted:
+        report.soft_deleted += 1
+    stored = _bring_data(image, target, data=data, dry_run=dry_run, report=report)
+    if dry_run:
+        _count(image, target, stored, report)
+        return
+    try:
+        _record(image, target, stored, source=source)
+    except BaseException as exc:
+        # The bytes were copied for this record and nothing points at them.
+        if stored.copied:
+            storage.delete(stored.store_name)
+        if isinstance(exc, IntegrityError):
+            report.already += 1  # another run imported it meanwhile
+            return
+        if isinstance(exc, ImageError):
+            raise Skip(exc.message) from None
+        if isinstance(exc, DataError):  # a value our database refuses (too long, ...)
+            raise Skip(f"our database refused a value: {exc}") from None
+        raise
+    _count(image, target, stored, report)
+
+
+def _count(image: GlanceImage, target: str, stored: _Data, report: ImportReport) -> None:
+    report.imported.append(image.id)
+    report.by_status[target] += 1
+    report.bytes += stored.size
+    report.counts["members"] += len(image.members) if target != Status.DELETED else 0
+    report.counts["tags"] += len(image.tags) if target != Status.DELETED else 0
+    report.counts["properties"] += len(image.properties) if target != Status.DELETED else 0
+    report.counts["locations"] += len(stored.external) + (1 if stored.store_name else 0)
+
+
+# --- the bytes --------------------------------------------------------------------
+
+
+def _bring_data(
+    image: GlanceImage, target: str, *, data: DataMode, dry_run: bool, report: ImportReport
+) -> _Data:
+    """Copy, adopt or leave the image's bytes; raises Skip when the image would
+    otherwise say it has data it has not."""
+    if target not in WITH_DATA:
+        return _Data()
+    wanted = "pending_delete" if target == Status.PENDING_DELETE else "active"
+    locations = [loc for loc in image.locations if loc.state == wanted]
+    external = tuple(loc for loc in locations if _scheme(loc.url) in ("http", "https"))
+    inside = [loc for loc in locations if _scheme(loc.url) not in ("http", "https")]
+    for location in external:
+        report.notes.append((image.id, f"kept external location {location.url}"))
+    if not inside:
+        if not external and image.size:
+            raise Skip(f"{target} with {image.size} bytes but no location in Glance")
+        return _Data(external=external)
+    if data == DataMode.NONE:
+        if external:
+            report.notes.append((image.id, f"left out {len(inside)} store location(s)"))
+            return _Data(external=external)
+        raise Skip(f"{target} with data in Glance's store: use --copy-data or --adopt-data")
+    reasons = []
+    for location in inside:
+        try:
+            if data == DataMode.ADOPT:
+                found = _adopt(image, location, dry_run=dry_run)
+            else:
+                found = _copy(image, location, dry_run=dry_run)
+        except Skip as exc:
+            reasons.append(str(exc))
+            continue
+        others = len(inside) - 1
+        if others:
+            report.notes.append((image.id, f"{others} more copies in Glance not brought over"))
+        return _Data(
+            store_name=found.store_name, external=external, size=found.size, copied=found.copied
+        )
+    if external:
+        report.notes.append((image.id, "; ".join(reasons)))
+        return _Data(external=external)
+    raise Skip("; ".join(reasons))
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme.lower()
+
+
+def _file_path(location: GlanceLocation) -> Path:
+    parts = urlsplit(location.url)
+    if parts.scheme != "file":
+        raise Skip(f"{parts.scheme}:// locations cannot be copied ({location.url})")
+    return Path(unquote(parts.path))
+
+
+def _copy(image: GlanceImage, location: GlanceLocation, *, dry_run: bool) -> _Data:
+    path = _file_path(location)
+    if not path.is_file():
+        raise Skip(f"data file {path} is missing")
+    actual = path.stat().st_size
+    if image.size is not None and actual != image.size:
+        raise Skip(f"data file {path} has {actual} bytes, Glance records {image.size}")
+    if dry_run:
+        return _Data(store_name=storage.object_name(image.id), size=actual)
+    with open(path, "rb") as stream:
+        try:
+            stored = storage.put(
+                image.id,
+                stream,
+                declared_size=image.size,
+                limit=max(actual, image.size or 0),
+                on_limit=lambda size: InvalidInput(f"{path} grew to {size} bytes while read"),
+            )
+        except ImageError as exc:
+            raise Skip(f"copying {path} failed: {exc.message}") from None
+    problem = _mismatch(image, stored)
+    if problem:
+        storage.delete(stored.name)
+        raise Skip(problem)
+    return _Data(store_name=stored.name, size=stored.size, copied=True)
+
+
+def _mismatch(image: GlanceImage, stored: storage.StoredData) -> str | None:
+    if image.checksum and image.checksum != stored.checksum:
+        return f"checksum mismatch: Glance records {image.checksum}, the data is {stored.checksum}"
+    same_algo = (image.os_hash_algo or HASH_ALGO) == HASH_ALGO
+    if image.os_hash_value and same_algo and image.os_hash_value != stored.os_hash_value:
+        return "os_hash_value mismatch: the data's sha512 is not the one Glance records"
+    return None
+
+
+def _adopt(image: GlanceImage, location: GlanceLocation, *, dry_run: bool) -> _Data:
+    """Bytes inside our store become an ordinary in-store location: no copy."""
+    backend = storage.store()
+    if _scheme(location.url) == "rbd":
+        return _adopt_rbd(backend, location)
+    path = _file_path(location)
+    root = storage.local_path("")
+    if root is None or path.parent.resolve() != Path(root).resolve():
+        raise Skip(f"{path} is not inside IMAGES_STORE ({root}); use --copy-data")
+    if not path.is_file():
+        raise Skip(f"data file {path} is missing")
+    actual = path.stat().st_size
+    if image.size is not None and actual != image.size:
+        raise Skip(f"data file {path} has {actual} bytes, Glance records {image.size}")
+    return _Data(store_name=path.name, size=actual)
+
+
+def _adopt_rbd(backend, location: GlanceLocation) -> _Data:
+    # rbd://<fsid>/<pool>/<image>/<snapshot>, as Glance's rbd store writes it.
+    parts = [unquote(p) for p in location.url[len("rbd://") :].split("/")]
+    if not isinstance(backend, RBDStorage) or len(parts) != 4 or parts[1] != backend.pool:
+        raise Skip(f"{location.url} is not in our RBD pool; use --adopt-data with its pool")
+    name = parts[2]
+    if not backend.exists(name):
+        raise Skip(f"RBD image {name} is missing from pool {backend.pool}")
+    return _Data(store_name=name, size=backend.size(name))
+
+
+# --- the record -------------------------------------------------------------------
+
+
+def _record(image: GlanceImage, target: str, stored: _Data, *, source: str) -> None:
+    """The whole image in one transaction; Glance's times written after the saves
+    that stamp ours (created_at/updated_at are automatic)."""
+    record = Image(
+        id=image.id,
+        name=image.name,
+        visibility=image.visibility,
+        protected=image.protected,
+        os_hidden=image.os_hidden,
+        disk_format=image.disk_format,
+        container_format=image.container_format,
+        min_disk=image.min_disk,
+        min_ram=image.min_ram,
+        owner=image.owner,
+    )
+    # As Glance has them, whatever the status: a staged (uploading) image has a size.
+    record.size = image.size if image.size is not None or not stored.store_name else stored.size
+    record.virtual_size = image.virtual_size
+    record.checksum = image.checksum
+    record.os_hash_algo = image.os_hash_algo
+    record.os_hash_value = image.os_hash_value
+    if target == Status.PENDING_DELETE:
+        # Glance does not say whether it was deactivated before: active is what its
+        # own restore (glance-scrubber --restore) gives back.
+        record.status_before_delete = Status.ACTIVE
+    if target in (Status.PENDING_DELETE, Status.DELETED):
+        record.deleted_at = image.deleted_at or image.updated_at or image.created_at
+    if target in IN_PROGRESS:
+        record.upload_heartbeat_at = image.updated_at or image.created_at
+    if target != Status.QUEUED:
+        record.migrate(to=target)
+    location_state = (
+        LocationStatus.PENDING_DELETE if target == Status.PENDING_DELETE else LocationStatus.ACTIVE
+    )
+    with transaction.atomic():
+        record.save(force_insert=True)
+        locations = [
+            ImageLocation(
+                image=record,
+                url=location.url,
+                in_store=False,
+                metadata=location.metadata,
+                status=location_state,
+            )
+            for location in stored.external
+        ]
+        if stored.store_name:
+            locations.insert(
+                0,
+                ImageLocation(
+                    image=record, url=stored.store_name, in_store=True, status=location_state
+                ),
+            )
+        ImageLocation.objects.bulk_create(locations)
+        if target != Status.DELETED:
+            _children(record, image)
+        ImageTransition.objects.create(
+            image=record,
+            source="",
+            target=target,
+            operation=Operation.MIGRATE,
+            actor=IMPORTER,
+            reason=_reason(image, source, stored),
+        )
+        Image.objects.filter(pk=record.pk).update(
+            created_at=image.created_at, updated_at=image.updated_at or image.created_at
+        )
+
+
+def _children(record: Image, image: GlanceImage) -> None:
+    ImageTag.objects.bulk_create([ImageTag(image=record, value=tag) for tag in image.tags])
+    ImageProperty.objects.bulk_create(
+        [ImageProperty(image=record, name=k, value=v) for k, v in image.properties.items()]
+    )
+    members = ImageMember.objects.bulk_create(
+        [
+            ImageMember(
+                image=record,
+                member=m.member,
+                status=m.state if m.state in MemberStatus.values else MemberStatus.PENDING,
+            )
+            for m in image.members
+        ]
+    )
+    for row, m in zip(members, image.members, strict=True):
+        ImageMember.objects.filter(pk=row.pk).update(
+            created_at=m.created_at, updated_at=m.updated_at
+        )
+
+
+def _reason(image: GlanceImage, source: str, stored: _Data) -> str:
+    def when(value: datetime | None) -> str:
+        return value.isoformat() if value else "-"
+
+    deleted = " (deleted there)" if image.deleted else ""
+    data = ""
+    if stored.store_name:
+        data = f"; data {'copied' if stored.copied else 'adopted'} ({stored.size} bytes)"
+    return (
+        f"imported from Glance database {source}: status {image.state}{deleted}, "
+        f"created {when(image.created_at)}, updated {when(image.updated_at)}{data}"
+    )
