@@ -519,6 +519,28 @@ def test_members_only_for_shared_images(alice, make_image):
     assert not ImageMember.objects.exists()
 
 
+def test_members_of_an_image_no_longer_shared_answer_as_glance(alice, bob, make_image):
+    image = make_image("active", owner="alice", visibility="shared")
+    owner, member = token_client(alice), token_client(bob)
+    owner.post(f"/v2/images/{image.pk}/members", {"member": "bob"}, format="json")
+    member.put(f"/v2/images/{image.pk}/members/bob", {"status": "accepted"}, format="json")
+    image.visibility = "public"
+    image.save(update_fields=["visibility"])
+
+    listed = owner.get(f"/v2/images/{image.pk}/members")
+    assert listed.status_code == 403
+    assert listed.json()["message"] == (
+        f"Not allowed to list members for image {image.pk}: Only shared images have members."
+    )
+    assert owner.get(f"/v2/images/{image.pk}/members/bob").status_code == 404
+    answered = member.put(
+        f"/v2/images/{image.pk}/members/bob", {"status": "rejected"}, format="json"
+    )
+    assert answered.status_code == 403
+    assert owner.delete(f"/v2/images/{image.pk}/members/bob").status_code == 403
+    assert ImageMember.objects.get(image=image, member="bob").status == "accepted"
+
+
 def test_members_duplicate_conflicts_and_remove(alice, make_image):
     image = make_image("active", owner="alice", visibility="shared")
     client = token_client(alice)

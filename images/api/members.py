@@ -8,7 +8,7 @@ from rest_framework.response import Response
 
 from images import selectors, services
 from images.api.serializers import MemberSerializer, MemberStatusSerializer, member_representation
-from images.errors import ImageNotFound
+from images.errors import Forbidden, ImageNotFound
 from images.models import Image
 
 
@@ -25,6 +25,10 @@ class MemberActions:
     @action(detail=True, methods=["get"], url_path="members", serializer_class=MemberSerializer)
     def members(self, request, pk=None):
         image = self._offered_image()
+        if not services.members_apply(image):
+            raise Forbidden(
+                f"Not allowed to list members for image {image.pk}: {services.ONLY_SHARED}"
+            )
         members = selectors.image_members_visible_to(request.user, image)
         return Response(
             {
@@ -44,6 +48,8 @@ class MemberActions:
         return Response(member_representation(member))
 
     def _member(self, image: Image, member_id: str):
+        if not services.members_apply(image):
+            raise ImageNotFound(services.ONLY_SHARED)  # Glance's 404: no leak either way
         found = selectors.image_members_visible_to(self.request.user, image).filter(
             member=member_id
         )

@@ -60,9 +60,11 @@ from images.services.locations import (
 )
 from images.services.members import (
     IMAGE_MEMBER_QUOTA,
+    ONLY_SHARED,
     image_member_add,
     image_member_remove,
     image_member_update,
+    members_apply,
 )
 from images.services.metadata import (
     EMPTY_MD5,
@@ -86,6 +88,7 @@ __all__ = [
     "IMAGE_PROPERTY_QUOTA",
     "IMAGE_TAG_QUOTA",
     "MUTABLE_FIELDS",
+    "ONLY_SHARED",
     "SCRUB_BATCH",
     "DataCheck",
     "DataMode",
@@ -128,6 +131,7 @@ __all__ = [
     "import_run",
     "imports_reap_stale",
     "locations_shown_to",
+    "members_apply",
     "scrubber_pass",
     "shown_url",
     "store_verify",

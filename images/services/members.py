@@ -11,14 +11,22 @@ from images.policy import Actor
 from images.services._transitions import _lock
 
 IMAGE_MEMBER_QUOTA = 128  # Glance's image_member_quota default
+ONLY_SHARED = "Only shared images have members."
+
+
+def members_apply(image: Image) -> bool:
+    """Whether `image` has members at all: only `shared` images do (Glance refuses
+    every member call on the others; their old member rows wait, unused, for the
+    image to be shared again)."""
+    return image.visibility == Visibility.SHARED
 
 
 def image_member_add(*, image: Image, actor: Actor, member: str) -> ImageMember:
     """Offer a `shared` image to a project (a user name); it starts `pending`."""
     if not policy.can_share(actor, image, "add_member"):
         raise Forbidden(f"You are not permitted to share image {image.id}.")
-    if image.visibility != Visibility.SHARED:
-        raise Forbidden(f"Only shared images have members; image {image.id} is {image.visibility}.")
+    if not members_apply(image):
+        raise Forbidden(f"{ONLY_SHARED[:-1]}; image {image.id} is {image.visibility}.")
     if not member or len(member) > 255:
         raise InvalidInput("A member must be a project name of 1 to 255 characters.")
     with transaction.atomic():
@@ -38,6 +46,8 @@ def image_member_update(*, image: Image, actor: Actor, member: str, status: str)
         raise InvalidInput(
             f"Invalid status: {status}. It must be one of: {', '.join(MemberStatus.values)}."
         )
+    if not members_apply(image):
+        raise Forbidden(f"Not allowed to update members for image {image.id}.")
     found = image.members.filter(member=member).first()
     if found is None:
         raise ImageNotFound(f"Member {member} not found for image {image.id}.")
@@ -53,6 +63,8 @@ def image_member_update(*, image: Image, actor: Actor, member: str, status: str)
 def image_member_remove(*, image: Image, actor: Actor, member: str) -> None:
     if not policy.can_share(actor, image, "delete_member"):
         raise Forbidden(f"You are not permitted to change the members of image {image.id}.")
+    if not members_apply(image):
+        raise Forbidden(f"Not allowed to delete members for image {image.id}.")
     with transaction.atomic():
         found = image.members.filter(member=member)
         events.member_removed(found)  # built now, before the row goes; sent on commit

@@ -131,6 +131,10 @@ class Api:
         image = self.expect(ADMIN, "GET", f"/v2/images/{image_id}", 200).json()
         if image["status"] == "pending_delete":
             return image  # a deleted image's members are not shown, as in Glance
+        if image["visibility"] != "shared":  # Glance: "Only shared images have members."
+            self.expect(ADMIN, "GET", f"/v2/images/{image_id}/members", 403)
+            image["members"] = []
+            return image
         members = self.expect(ADMIN, "GET", f"/v2/images/{image_id}/members", 200).json()
         image["members"] = sorted(
             (member["member_id"], member["status"]) for member in members["members"]
