@@ -5,6 +5,7 @@ and one line says why they skip where the service cannot run -- a failure instea
 when CI requires it (REQUIRE_<SERVICE>=1)."""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,3 +25,19 @@ def skip_unless_available(problem: str | None, required_by: str) -> None:
     if os.environ.get(required_by) == "1":
         pytest.fail(f"{problem} ({required_by}=1)", pytrace=False)
     pytest.skip(problem)
+
+
+def folder_hooks(folder: Path, marker: str, problem: Callable[[], str | None], required_by: str):
+    """A service folder's two conftest hooks: its marker on every test in it, and
+    the skip (or REQUIRE_ failure) when `problem()` says the service cannot run.
+    Bound in the conftest as
+    `pytest_collection_modifyitems, pytest_runtest_setup = folder_hooks(...)`."""
+
+    @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+    def pytest_collection_modifyitems(items):
+        mark_folder(items, folder, marker)
+
+    def pytest_runtest_setup(item):
+        skip_unless_available(problem(), required_by)
+
+    return pytest_collection_modifyitems, pytest_runtest_setup

@@ -13,18 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.ceph import Ceph, missing, running_ceph
-from tests.suites import mark_folder, skip_unless_available
+from tests.suites import folder_hooks
 
 HERE = Path(__file__).resolve().parent
 
-
-@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
-def pytest_collection_modifyitems(items):
-    mark_folder(items, HERE, "ceph")
-
-
-def pytest_runtest_setup(item):
-    skip_unless_available(missing(), "REQUIRE_CEPH")
+pytest_collection_modifyitems, pytest_runtest_setup = folder_hooks(
+    HERE, "ceph", missing, "REQUIRE_CEPH"
+)
 
 
 @pytest.fixture(scope="session")

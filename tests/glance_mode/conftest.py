@@ -11,18 +11,11 @@ in CI.
 
 from pathlib import Path
 
-import pytest
-
 from tests.glance import missing
-from tests.suites import mark_folder, skip_unless_available
+from tests.suites import folder_hooks
 
 HERE = Path(__file__).resolve().parent
 
-
-@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
-def pytest_collection_modifyitems(items):
-    mark_folder(items, HERE, "glance")
-
-
-def pytest_runtest_setup(item):
-    skip_unless_available(missing(), "REQUIRE_GLANCE")
+pytest_collection_modifyitems, pytest_runtest_setup = folder_hooks(
+    HERE, "glance", missing, "REQUIRE_GLANCE"
+)

@@ -14,18 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.rabbitmq import RabbitMQ, missing, running_rabbitmq
-from tests.suites import mark_folder, skip_unless_available
+from tests.suites import folder_hooks
 
 HERE = Path(__file__).resolve().parent
 
-
-@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
-def pytest_collection_modifyitems(items):
-    mark_folder(items, HERE, "rabbitmq")
-
-
-def pytest_runtest_setup(item):
-    skip_unless_available(missing(), "REQUIRE_RABBITMQ")
+pytest_collection_modifyitems, pytest_runtest_setup = folder_hooks(
+    HERE, "rabbitmq", missing, "REQUIRE_RABBITMQ"
+)
 
 
 @pytest.fixture(scope="session")
