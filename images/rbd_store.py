@@ -156,14 +156,15 @@ class RBDStorage(Storage):
 
     # --- reading ----------------------------------------------------------------------
 
-    def open_range(self, name: str, start: int = 0, length: int | None = None) -> "RBDReader":
-        import rbd
-
-        try:
-            image = rbd.Image(self.ioctx(), name, snapshot=SNAPSHOT, read_only=True)
-        except rbd.ImageNotFound:
-            raise FileNotFoundError(name) from None
-        return RBDReader(image, start, length)
+    def open_range(
+        self,
+        name: str,
+        start: int = 0,
+        length: int | None = None,
+        *,
+        snapshot: str | None = SNAPSHOT,
+    ) -> "RBDReader":
+        return read_snapshot(self.ioctx(), name, snapshot, start, length)
 
     def _open(self, name, mode="rb"):
         return self.open_range(name)
@@ -196,6 +197,15 @@ class RBDStorage(Storage):
         except rbd.ImageNotFound:
             return False
 
+    def close(self) -> None:
+        """Drop this process's connection (a short-lived store: import_glance's view
+        of Glance's pool); the next use connects again."""
+        with self._lock:
+            if self._pid == os.getpid():
+                self._ioctx.close()
+                self._cluster.shutdown()
+            self._pid = self._cluster = self._ioctx = None
+
     # --- removing ---------------------------------------------------------------------
 
     def delete(self, name: str) -> None:
@@ -220,6 +230,23 @@ class RBDStorage(Storage):
         except rbd.ImageBusy:
             # Open elsewhere (a watcher: a mapped or running disk): not ours to break.
             raise StoreInUse(name) from None
+
+
+def read_snapshot(
+    ioctx, name: str, snapshot: str | None = SNAPSHOT, start: int = 0, length: int | None = None
+) -> "RBDReader":
+    """RBD image `name`'s snapshot (None: the image itself), opened read-only, as a
+    file to read: our downloads, and import_glance's copy out of Glance's pool."""
+    import rbd
+
+    try:
+        image = rbd.Image(ioctx, name, snapshot=snapshot, read_only=True)
+    except rbd.ImageNotFound:
+        at = f"@{snapshot}" if snapshot else ""
+        raise FileNotFoundError(errno.ENOENT, f"RBD image {name}{at} not found") from None
+    except rbd.Error as exc:
+        raise _as_os_error(exc) from exc
+    return RBDReader(image, start, length)
 
 
 def _as_os_error(exc: Exception) -> OSError:
