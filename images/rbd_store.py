@@ -84,7 +84,10 @@ class RBDStorage(Storage):
         # A cluster that stops answering fails the request instead of hanging it.
         timeout = str(self.op_timeout)
         conf.update(rados_osd_op_timeout=timeout, rados_mon_op_timeout=timeout)
-        cluster = rados.Rados(conffile=self.conffile, rados_id=self.user, conf=conf)
+        try:
+            cluster = rados.Rados(conffile=self.conffile, rados_id=self.user, conf=conf)
+        except rados.Error as exc:  # a missing or unreadable ceph.conf
+            raise StoreError(f"Cannot read the Ceph configuration {self.conffile}: {exc}") from exc
         try:
             cluster.connect(timeout=self.connect_timeout)
             ioctx = cluster.open_ioctx(self.pool)

@@ -113,7 +113,9 @@ class GlanceData:
                 return Data(external=external)
             raise Skip(f"{target} with data in Glance's store: use --copy-data or --adopt-data")
         if self.mode == DataMode.COPY:
-            self._refuse_our_pool(inside)
+            # Every location Glance still has, not only the ones copied from: one in our
+            # pool is Glance's data under the very name a copy would write.
+            self._refuse_our_pool(image.locations)
         reasons = []
         for location in inside:
             try:
@@ -149,8 +151,8 @@ class GlanceData:
 
     # --- copy -------------------------------------------------------------------------
 
-    def _refuse_our_pool(self, inside: list[GlanceLocation]) -> None:
-        for location in inside:
+    def _refuse_our_pool(self, locations: list[GlanceLocation]) -> None:
+        for location in locations:
             if _scheme(location.url) == "rbd" and self._in_our_pool(location.url):
                 raise Skip(
                     f"{location.url} is in our own RBD pool ({storage.store().pool}): "
