@@ -16,12 +16,13 @@ import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from tests.glance import missing as glance_missing
 from tests.glance import prepared_glance
-from tests.live import ROOT, running_registry
+from tests.live import ROOT, fresh_deployment, running_registry
 from tests.suites import skip_unless_available
 
 OURS = "import-ours"  # our store's pool
@@ -117,16 +118,20 @@ def glance(ceph, empty_glance, tmp_path):
     return Glance(ceph, database, tmp_path)
 
 
-def import_glance(registry, glance, *flags: str) -> tuple[int, str]:
+def manage(env: dict[str, str], *args: str) -> tuple[int, str]:
     done = subprocess.run(
-        [sys.executable, "manage.py", "import_glance", "--database-url", glance.url, *flags],
+        [sys.executable, "manage.py", *args],
         cwd=ROOT,
-        env=registry.env,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
     )
     return done.returncode, done.stdout + done.stderr
+
+
+def import_glance(registry, glance, *flags: str) -> tuple[int, str]:
+    return manage(registry.env, "import_glance", "--database-url", glance.url, *flags)
 
 
 def rbd(ceph, *args: str):
@@ -170,6 +175,23 @@ def test_import_glance_rbd_copy_from_glance_pool_gives_same_bytes_and_rbd_snapsh
         assert [(s["name"], s["protected"]) for s in snaps] == [("snap", "true")]
     assert sorted(rbd(ceph, "ls", GLANCE)) == sorted([image_id, legacy_id])  # Glance's stay
     assert registry.manage("verify_store", "--rehash").strip() == "store ok"
+
+
+def test_import_glance_rbd_copy_into_a_filesystem_store_reads_with_our_ceph_settings(
+    glance, ceph, tmp_path
+):
+    data = b"from Ceph to a plain file" * 9000
+    image_id = new_id()
+    glance.rbd_image(GLANCE, image_id, data)
+    glance.add(data, glance.url_of(GLANCE, image_id), image_id=image_id)
+    env = {"IMAGES_RBD_CEPH_CONF": str(ceph.conf)}  # no IMAGES_RBD_POOL: a filesystem store
+    (tmp_path / "filesystem").mkdir()
+    with fresh_deployment(tmp_path / "filesystem", env=env) as deployment:
+        code, out = import_glance(deployment, glance, "--copy-data")
+        assert code == 0, out
+        store = deployment.env["IMAGES_STORE"]
+        assert (Path(store) / image_id).read_bytes() == data
+        assert manage(deployment.env, "verify_store", "--rehash") == (0, "store ok\n")
 
 
 def test_import_glance_rbd_checksum_mismatch_is_skipped_and_leaves_nothing_in_our_pool(
@@ -279,7 +301,7 @@ def test_import_glance_rbd_leftover_named_by_a_location_of_ours_is_kept(registry
 
 def test_import_glance_rbd_copy_killed_mid_way_completes_on_rerun(registry, glance, ceph):
     block = hashlib.sha512(b"large").digest() * (MiB // 64)
-    data = block * 192
+    data = block * 128
     image_id = new_id()
     glance.rbd_image(GLANCE, image_id, data)
     glance.add(data, glance.url_of(GLANCE, image_id), image_id=image_id)
