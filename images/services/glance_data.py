@@ -277,6 +277,8 @@ class GlanceData:
             return Data(store_name=where.image, size=backend.size(where.image))
         except FileNotFoundError:
             raise Skip(f"RBD image {where} is missing from our pool") from None
+        except (StoreError, OSError) as exc:
+            raise Skip(f"RBD image {where}: {getattr(exc, 'message', exc)}") from None
 
 
 def _scheme(url: str) -> str:
