@@ -162,6 +162,11 @@ def test_import_glance_rbd_copy_from_glance_pool_gives_same_bytes_and_rbd_snapsh
     glance.rbd_image(GLANCE, legacy_id, legacy_data, snapshot=False)
     glance.add(legacy_data, f"rbd://{legacy_id}", image_id=legacy_id)
 
+    code, out = import_glance(registry, glance, "--copy-data", "--rbd-pool", GLANCE, "--dry-run")
+    assert code == 0, out
+    assert f"would import 2 of 2 images ({len(data) + len(legacy_data)} bytes" in out
+    assert image_id not in rbd(ceph, "ls", OURS)
+
     code, out = import_glance(registry, glance, "--copy-data", "--rbd-pool", GLANCE)
 
     assert code == 0, out
