@@ -203,20 +203,22 @@ if IMAGES_S3_BUCKET:
 # Ceph RBD (README "Ceph"): one RBD image per image, snapshot `snap` protected for
 # Nova and Cinder to clone, as Glance's rbd store. Needs python3-rados/python3-rbd.
 IMAGES_RBD_POOL = os.environ.get("IMAGES_RBD_POOL", "")
+# How to reach Ceph: the RBD store's, and import_glance's for Glance's rbd:// locations
+# (which it can copy into any store).
+IMAGES_RBD_CLIENT = {
+    "conffile": os.environ.get("IMAGES_RBD_CEPH_CONF", "/etc/ceph/ceph.conf"),
+    "user": os.environ.get("IMAGES_RBD_USER", "admin"),
+    "keyring": os.environ.get("IMAGES_RBD_KEYRING") or None,
+    "connect_timeout": env_int("IMAGES_RBD_CONNECT_TIMEOUT", 10, minimum=1),
+    # An operation Ceph does not answer in time fails the request (503).
+    "op_timeout": env_int("IMAGES_RBD_OP_TIMEOUT", 60, minimum=1),
+}
 if IMAGES_RBD_POOL:
     if IMAGES_S3_BUCKET:
         raise ImproperlyConfigured("Set IMAGES_RBD_POOL or IMAGES_S3_BUCKET, not both.")
     STORAGES["images"] = {
         "BACKEND": "images.rbd_store.RBDStorage",
-        "OPTIONS": {
-            "pool": IMAGES_RBD_POOL,
-            "conffile": os.environ.get("IMAGES_RBD_CEPH_CONF", "/etc/ceph/ceph.conf"),
-            "user": os.environ.get("IMAGES_RBD_USER", "admin"),
-            "keyring": os.environ.get("IMAGES_RBD_KEYRING") or None,
-            "connect_timeout": env_int("IMAGES_RBD_CONNECT_TIMEOUT", 10, minimum=1),
-            # An operation Ceph does not answer in time fails the request (503).
-            "op_timeout": env_int("IMAGES_RBD_OP_TIMEOUT", 60, minimum=1),
-        },
+        "OPTIONS": {"pool": IMAGES_RBD_POOL, **IMAGES_RBD_CLIENT},
     }
 
 IMAGES_DELAYED_DELETE = env_bool("IMAGES_DELAYED_DELETE", True)

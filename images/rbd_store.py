@@ -84,7 +84,10 @@ class RBDStorage(Storage):
         # A cluster that stops answering fails the request instead of hanging it.
         timeout = str(self.op_timeout)
         conf.update(rados_osd_op_timeout=timeout, rados_mon_op_timeout=timeout)
-        cluster = rados.Rados(conffile=self.conffile, rados_id=self.user, conf=conf)
+        try:
+            cluster = rados.Rados(conffile=self.conffile, rados_id=self.user, conf=conf)
+        except rados.Error as exc:  # a missing or unreadable ceph.conf
+            raise StoreError(f"Cannot read the Ceph configuration {self.conffile}: {exc}") from exc
         try:
             cluster.connect(timeout=self.connect_timeout)
             ioctx = cluster.open_ioctx(self.pool)
@@ -156,14 +159,15 @@ class RBDStorage(Storage):
 
     # --- reading ----------------------------------------------------------------------
 
-    def open_range(self, name: str, start: int = 0, length: int | None = None) -> "RBDReader":
-        import rbd
-
-        try:
-            image = rbd.Image(self.ioctx(), name, snapshot=SNAPSHOT, read_only=True)
-        except rbd.ImageNotFound:
-            raise FileNotFoundError(name) from None
-        return RBDReader(image, start, length)
+    def open_range(
+        self,
+        name: str,
+        start: int = 0,
+        length: int | None = None,
+        *,
+        snapshot: str | None = SNAPSHOT,
+    ) -> "RBDReader":
+        return read_snapshot(self.ioctx(), name, snapshot, start, length)
 
     def _open(self, name, mode="rb"):
         return self.open_range(name)
@@ -196,6 +200,15 @@ class RBDStorage(Storage):
         except rbd.ImageNotFound:
             return False
 
+    def close(self) -> None:
+        """Drop this process's connection (a short-lived store: import_glance's view
+        of Glance's pool); the next use connects again."""
+        with self._lock:
+            if self._pid == os.getpid():
+                self._ioctx.close()
+                self._cluster.shutdown()
+            self._pid = self._cluster = self._ioctx = None
+
     # --- removing ---------------------------------------------------------------------
 
     def delete(self, name: str) -> None:
@@ -220,6 +233,23 @@ class RBDStorage(Storage):
         except rbd.ImageBusy:
             # Open elsewhere (a watcher: a mapped or running disk): not ours to break.
             raise StoreInUse(name) from None
+
+
+def read_snapshot(
+    ioctx, name: str, snapshot: str | None = SNAPSHOT, start: int = 0, length: int | None = None
+) -> "RBDReader":
+    """RBD image `name`'s snapshot (None: the image itself), opened read-only, as a
+    file to read: our downloads, and import_glance's copy out of Glance's pool."""
+    import rbd
+
+    try:
+        image = rbd.Image(ioctx, name, snapshot=snapshot, read_only=True)
+    except rbd.ImageNotFound:
+        at = f"@{snapshot}" if snapshot else ""
+        raise FileNotFoundError(errno.ENOENT, f"RBD image {name}{at} not found") from None
+    except rbd.Error as exc:
+        raise _as_os_error(exc) from exc
+    return RBDReader(image, start, length)
 
 
 def _as_os_error(exc: Exception) -> OSError:

@@ -20,6 +20,7 @@ One module per concern; callers import from this package (``services.image_delet
 - ``store_check``   store_verify
 - ``data_check``    image_inspect (format inspection of stored data)
 - ``glance_import`` glance_import (import_glance: images from a Glance database)
+- ``glance_data``   its bytes: Glance's file:// and rbd:// locations copied or adopted
 
 The names below are re-exports. To patch one in a test, patch the module that
 defines it (``images.services.janitor.SCRUB_BATCH``): the operations read their

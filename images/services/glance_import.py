@@ -1,6 +1,7 @@
 """Bringing images over from a Glance database (import_glance): each image with its
 id, status, metadata, tags, properties, members and locations, and its bytes copied
-into our store (`copy`), adopted where they lie inside it (`adopt`), or not at all.
+into our store (`copy`), adopted where they lie inside it (`adopt`), or not at all
+(the bytes: glance_data.py).
 
 Per image: the bytes first (copied and hashed on the way, Glance's checksum and
 os_hash_value verified), then one transaction that creates the whole record, so an
@@ -8,21 +9,16 @@ interrupted run leaves no half-made image and a rerun picks up where it stopped.
 An image whose id is already here is skipped: running it twice changes nothing.
 """
 
-import enum
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from django.db import DataError, IntegrityError, transaction
 
-from images import storage
 from images.enums import IMPORTER, LocationStatus, MemberStatus, Operation, Status
-from images.errors import ImageError, InvalidInput
-from images.glance_db import GlanceDatabase, GlanceImage, GlanceLocation, shown
-from images.ingest import HASH_ALGO
+from images.errors import ImageError
+from images.glance_db import GlanceDatabase, GlanceImage, shown
 from images.models import (
     Image,
     ImageLocation,
@@ -31,23 +27,11 @@ from images.models import (
     ImageTag,
     ImageTransition,
 )
-from images.rbd_store import RBDStorage
+from images.services.glance_data import GLANCE_RBD_POOL, Data, DataMode, GlanceData, Skip
 
-# Statuses whose images have bytes (a location) in Glance.
-WITH_DATA = (Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE)
 # Uploads in progress in Glance: brought over as they are, with Glance's updated_at
 # as their last sign of life, so the janitor treats a stale one as it treats ours.
 IN_PROGRESS = (Status.SAVING, Status.UPLOADING, Status.IMPORTING)
-
-
-class DataMode(enum.StrEnum):
-    NONE = "none"  # metadata only
-    COPY = "copy"  # stream each image's bytes into our store
-    ADOPT = "adopt"  # record bytes that already lie inside our store
-
-
-class Skip(Exception):
-    """This image is not brought over; the message says why."""
 
 
 @dataclass
@@ -64,34 +48,30 @@ class ImportReport:
     counts: Counter = field(default_factory=Counter)  # members, tags, properties, locations
 
 
-@dataclass(frozen=True)
-class _Data:
-    """What one image's bytes came to: in-store object, external URLs, bytes."""
-
-    store_name: str | None = None
-    external: tuple[GlanceLocation, ...] = ()
-    size: int = 0
-    copied: bool = False  # the object is ours to remove if the record fails
-
-
 def glance_import(
     *,
     database: GlanceDatabase,
     data: DataMode = DataMode.NONE,
     dry_run: bool = False,
     on_progress: Callable[[ImportReport, int], None] | None = None,
+    rbd_pool: str = GLANCE_RBD_POOL,
 ) -> ImportReport:
     """Bring every image of `database` over; with `dry_run`, only say what would be
-    done. `on_progress(report, done)` is called after each image."""
+    done. `on_progress(report, done)` is called after each image. `rbd_pool` is
+    Glance's rbd_store_pool, where its legacy `rbd://<image>` locations are."""
     report = ImportReport(total=database.count())
     source = shown(database.url)
-    for done, image in enumerate(database.images(), start=1):
-        try:
-            _import_one(image, data=data, dry_run=dry_run, source=source, report=report)
-        except Skip as exc:
-            report.skipped.append((image.id, str(exc)))
-        if on_progress is not None:
-            on_progress(report, done)
+    glance_data = GlanceData(data, rbd_pool=rbd_pool)
+    try:
+        for done, image in enumerate(database.images(), start=1):
+            try:
+                _import_one(image, data=glance_data, dry_run=dry_run, source=source, report=report)
+            except Skip as exc:
+                report.skipped.append((image.id, str(exc)))
+            if on_progress is not None:
+                on_progress(report, done)
+    finally:
+        glance_data.close()
     return report
 
 
@@ -106,7 +86,7 @@ def _status_of(image: GlanceImage) -> str:
 
 
 def _import_one(
-    image: GlanceImage, *, data: DataMode, dry_run: bool, source: str, report: ImportReport
+    image: GlanceImage, *, data: GlanceData, dry_run: bool, source: str, report: ImportReport
 ) -> None:
     target = _status_of(image)
     existing = Image.objects.filter(pk=image.id).values_list("updated_at", flat=True).first()
@@ -117,16 +97,15 @@ def _import_one(
         return
     if target == Status.DELETED and image.deleted:
         report.soft_deleted += 1
-    stored = _bring_data(image, target, data=data, dry_run=dry_run, report=report)
+    stored = data.bring(image, target, dry_run=dry_run, notes=report.notes)
     if dry_run:
         _count(image, target, stored, report)
         return
     try:
         _record(image, target, stored, source=source)
     except BaseException as exc:
-        # The bytes were copied for this record and nothing points at them.
-        if stored.copied:
-            storage.delete(stored.store_name)
+        # The bytes were copied for this record, which was not made.
+        data.discard(stored)
         if isinstance(exc, IntegrityError):
             report.already += 1  # another run imported it meanwhile
             return
@@ -138,7 +117,7 @@ def _import_one(
     _count(image, target, stored, report)
 
 
-def _count(image: GlanceImage, target: str, stored: _Data, report: ImportReport) -> None:
+def _count(image: GlanceImage, target: str, stored: Data, report: ImportReport) -> None:
     report.imported.append(image.id)
     report.by_status[target] += 1
     report.bytes += stored.size
@@ -148,132 +127,10 @@ def _count(image: GlanceImage, target: str, stored: _Data, report: ImportReport)
     report.counts["locations"] += len(stored.external) + (1 if stored.store_name else 0)
 
 
-# --- the bytes --------------------------------------------------------------------
-
-
-def _bring_data(
-    image: GlanceImage, target: str, *, data: DataMode, dry_run: bool, report: ImportReport
-) -> _Data:
-    """Copy, adopt or leave the image's bytes; raises Skip when the image would
-    otherwise say it has data it has not."""
-    if target not in WITH_DATA:
-        return _Data()
-    wanted = "pending_delete" if target == Status.PENDING_DELETE else "active"
-    locations = [loc for loc in image.locations if loc.state == wanted]
-    external = tuple(loc for loc in locations if _scheme(loc.url) in ("http", "https"))
-    inside = [loc for loc in locations if _scheme(loc.url) not in ("http", "https")]
-    for location in external:
-        report.notes.append((image.id, f"kept external location {location.url}"))
-    if not inside:
-        if not external and image.size:
-            raise Skip(f"{target} with {image.size} bytes but no location in Glance")
-        return _Data(external=external)
-    if data == DataMode.NONE:
-        if external:
-            report.notes.append((image.id, f"left out {len(inside)} store location(s)"))
-            return _Data(external=external)
-        raise Skip(f"{target} with data in Glance's store: use --copy-data or --adopt-data")
-    reasons = []
-    for location in inside:
-        try:
-            if data == DataMode.ADOPT:
-                found = _adopt(image, location, dry_run=dry_run)
-            else:
-                found = _copy(image, location, dry_run=dry_run)
-        except Skip as exc:
-            reasons.append(str(exc))
-            continue
-        others = len(inside) - 1
-        if others:
-            report.notes.append((image.id, f"{others} more copies in Glance not brought over"))
-        return _Data(
-            store_name=found.store_name, external=external, size=found.size, copied=found.copied
-        )
-    if external:
-        report.notes.append((image.id, "; ".join(reasons)))
-        return _Data(external=external)
-    raise Skip("; ".join(reasons))
-
-
-def _scheme(url: str) -> str:
-    return urlsplit(url).scheme.lower()
-
-
-def _file_path(location: GlanceLocation) -> Path:
-    parts = urlsplit(location.url)
-    if parts.scheme != "file":
-        raise Skip(f"{parts.scheme}:// locations cannot be copied ({location.url})")
-    return Path(unquote(parts.path))
-
-
-def _copy(image: GlanceImage, location: GlanceLocation, *, dry_run: bool) -> _Data:
-    path = _file_path(location)
-    if not path.is_file():
-        raise Skip(f"data file {path} is missing")
-    actual = path.stat().st_size
-    if image.size is not None and actual != image.size:
-        raise Skip(f"data file {path} has {actual} bytes, Glance records {image.size}")
-    if dry_run:
-        return _Data(store_name=storage.object_name(image.id), size=actual)
-    with open(path, "rb") as stream:
-        try:
-            stored = storage.put(
-                image.id,
-                stream,
-                declared_size=image.size,
-                limit=max(actual, image.size or 0),
-                on_limit=lambda size: InvalidInput(f"{path} grew to {size} bytes while read"),
-            )
-        except ImageError as exc:
-            raise Skip(f"copying {path} failed: {exc.message}") from None
-    problem = _mismatch(image, stored)
-    if problem:
-        storage.delete(stored.name)
-        raise Skip(problem)
-    return _Data(store_name=stored.name, size=stored.size, copied=True)
-
-
-def _mismatch(image: GlanceImage, stored: storage.StoredData) -> str | None:
-    if image.checksum and image.checksum != stored.checksum:
-        return f"checksum mismatch: Glance records {image.checksum}, the data is {stored.checksum}"
-    same_algo = (image.os_hash_algo or HASH_ALGO) == HASH_ALGO
-    if image.os_hash_value and same_algo and image.os_hash_value != stored.os_hash_value:
-        return "os_hash_value mismatch: the data's sha512 is not the one Glance records"
-    return None
-
-
-def _adopt(image: GlanceImage, location: GlanceLocation, *, dry_run: bool) -> _Data:
-    """Bytes inside our store become an ordinary in-store location: no copy."""
-    backend = storage.store()
-    if _scheme(location.url) == "rbd":
-        return _adopt_rbd(backend, location)
-    path = _file_path(location)
-    root = storage.local_path("")
-    if root is None or path.parent.resolve() != Path(root).resolve():
-        raise Skip(f"{path} is not inside IMAGES_STORE ({root}); use --copy-data")
-    if not path.is_file():
-        raise Skip(f"data file {path} is missing")
-    actual = path.stat().st_size
-    if image.size is not None and actual != image.size:
-        raise Skip(f"data file {path} has {actual} bytes, Glance records {image.size}")
-    return _Data(store_name=path.name, size=actual)
-
-
-def _adopt_rbd(backend, location: GlanceLocation) -> _Data:
-    # rbd://<fsid>/<pool>/<image>/<snapshot>, as Glance's rbd store writes it.
-    parts = [unquote(p) for p in location.url[len("rbd://") :].split("/")]
-    if not isinstance(backend, RBDStorage) or len(parts) != 4 or parts[1] != backend.pool:
-        raise Skip(f"{location.url} is not in our RBD pool; use --adopt-data with its pool")
-    name = parts[2]
-    if not backend.exists(name):
-        raise Skip(f"RBD image {name} is missing from pool {backend.pool}")
-    return _Data(store_name=name, size=backend.size(name))
-
-
 # --- the record -------------------------------------------------------------------
 
 
-def _record(image: GlanceImage, target: str, stored: _Data, *, source: str) -> None:
+def _record(image: GlanceImage, target: str, stored: Data, *, source: str) -> None:
     """The whole image in one transaction; Glance's times written after the saves
     that stamp ours (created_at/updated_at are automatic)."""
     record = Image(
@@ -363,7 +220,7 @@ def _children(record: Image, image: GlanceImage) -> None:
         )
 
 
-def _reason(image: GlanceImage, source: str, stored: _Data) -> str:
+def _reason(image: GlanceImage, source: str, stored: Data) -> str:
     def when(value: datetime | None) -> str:
         return value.isoformat() if value else "-"
 

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from images import services
 from images.glance_db import GlanceDatabase, GlanceSourceError
 from images.services import DataMode, ImportReport
+from images.services.glance_data import GLANCE_RBD_POOL
 
 MiB = 1024 * 1024
 
@@ -28,11 +29,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--adopt-data",
             action="store_true",
-            help="Use bytes that lie inside IMAGES_STORE (Glance's datadir) without copying.",
+            help="Use bytes that lie inside our store (Glance's datadir as IMAGES_STORE, or "
+            "its RBD pool as IMAGES_RBD_POOL) without copying.",
         )
         parser.add_argument("--dry-run", action="store_true", help="Only say what would be done.")
+        parser.add_argument(
+            "--rbd-pool",
+            default=GLANCE_RBD_POOL,
+            help="Glance's rbd_store_pool, where its legacy rbd://<image> locations are "
+            f"[{GLANCE_RBD_POOL}]",
+        )
 
-    def handle(self, *args, database_url, copy_data, adopt_data, dry_run, **options):
+    def handle(self, *args, database_url, copy_data, adopt_data, dry_run, rbd_pool, **options):
         if copy_data and adopt_data:
             raise CommandError("--copy-data and --adopt-data exclude each other: choose one")
         mode = DataMode.COPY if copy_data else DataMode.ADOPT if adopt_data else DataMode.NONE
@@ -43,7 +51,11 @@ class Command(BaseCommand):
         progress = _Progress(self.stderr) if self.stderr.isatty() else None
         try:
             report = services.glance_import(
-                database=database, data=mode, dry_run=dry_run, on_progress=progress
+                database=database,
+                data=mode,
+                dry_run=dry_run,
+                on_progress=progress,
+                rbd_pool=rbd_pool,
             )
         finally:
             database.close()
