@@ -78,7 +78,13 @@ class RBDStorage(Storage):
         return self._ioctx
 
     def _connect(self) -> None:
-        import rados
+        try:
+            import rados
+        except ImportError:  # Debian's python3-rados, linked into .venv by make ceph-bindings
+            raise StoreError(
+                "The Ceph client modules are not installed (python3-rados, python3-rbd; "
+                "make ceph-bindings)"
+            ) from None
 
         conf = {"keyring": self.keyring} if self.keyring else {}
         # A cluster that stops answering fails the request instead of hanging it.
