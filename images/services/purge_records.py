@@ -26,21 +26,16 @@ def purged_records_write(ids: list, *, now: datetime) -> int:
         )
         for transition in transitions.iterator(chunk_size=2000):
             history[transition.image_id].append(compact(transition))
-        records = [
-            PurgedImage(
-                image_id=image.pk,
-                name=image.name,
-                owner=image.owner,
-                size=image.size,
-                checksum=image.checksum,
-                created_at=image.created_at,
-                deleted_at=image.deleted_at,
-                purged_at=now,
-                history=history[image.pk],
+        # Plain values: an Image instance would cost a query each for its deferred
+        # status (the FSM mixin reads it on load), and a purge needs none of it.
+        kept = Image.objects.filter(pk__in=chunk).values(
+            "id", "name", "owner", "size", "checksum", "created_at", "deleted_at"
+        )
+        records = []
+        for image in kept:
+            image_id = image.pop("id")
+            records.append(
+                PurgedImage(image_id=image_id, purged_at=now, history=history[image_id], **image)
             )
-            for image in Image.objects.filter(pk__in=chunk).only(
-                "id", "name", "owner", "size", "checksum", "created_at", "deleted_at"
-            )
-        ]
         written += len(PurgedImage.objects.bulk_create(records))
     return written
