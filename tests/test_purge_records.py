@@ -2,14 +2,18 @@
 it removes, written in the purge's own transaction."""
 
 import io
+import threading
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
 from images import services
+from images.enums import Status
 from images.models import Image, ImageTransition, PurgedImage
 from images.services import purge_records
+from tests.factories import image_in
 
 pytestmark = pytest.mark.django_db
 
@@ -78,3 +82,29 @@ def test_purge_records_not_written_for_images_left_alone(alice):
     _deleted(alice, "recent")
     assert services.images_purge() == 0
     assert PurgedImage.objects.count() == 0
+
+
+@pytest.mark.postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_purge_records_two_purges_at_once_keep_each_image_once(alice, settings):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL row locks and concurrent connections")
+    settings.IMAGES_PURGE_AFTER_DAYS = 30
+    old = [image_in(Status.DELETED, owner="alice").pk for _ in range(40)]
+    Image.objects.filter(pk__in=old).update(deleted_at=timezone.now() - timedelta(days=31))
+    barrier, purged = threading.Barrier(2), []
+
+    def purge():
+        try:
+            barrier.wait()
+            purged.append(services.images_purge())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=purge) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(purged) == 40
+    assert sorted(PurgedImage.objects.values_list("image_id", flat=True)) == sorted(old)
