@@ -154,6 +154,8 @@ def test_history_browsable_page_renders(alice, client):
     assert response.status_code == 200
     page = response.content.decode()
     assert "&quot;operation&quot;: &quot;upload&quot;" in page
+    paged = client.get(f"/v2/images/{image.pk}/history?limit=1", HTTP_ACCEPT="text/html")
+    assert f'href="/v2/images/{image.pk}/history?limit=1&amp;marker=' in paged.content.decode()
     shown = client.get(f"/v2/images/{image.pk}", HTTP_ACCEPT="text/html").content.decode()
     assert f'href="/v2/images/{image.pk}/history"' in shown
 
@@ -283,4 +285,4 @@ def test_deleted_history_browsable_page_renders(alice, admin_user, client):
     page = response.content.decode()
     assert "Deleted image history" in page
     assert "purged" in page
-    assert f"/v2/deleted-images/{image.pk}/history?limit=2&amp;marker=" in page
+    assert f'href="/v2/deleted-images/{image.pk}/history?limit=2&amp;marker=' in page

@@ -133,7 +133,9 @@ class ImageViewSet(
             ]
         base = image_path(image.pk)
         allowed = policy.allowed_actions(self.request.user, image)
-        links = [("Members", f"{base}/members"), ("History", f"{base}/history")]
+        # The history page of an image pages too.
+        paging = [(label, href) for label, href in getattr(self, "_paging", {}).items() if href]
+        links = [*paging, ("Members", f"{base}/members"), ("History", f"{base}/history")]
         links += [
             (label, url.format(base=base))
             for action, label, url in ACTION_LINKS
