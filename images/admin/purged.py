@@ -5,9 +5,11 @@ the same right that opens `GET /v2/deleted-images/{id}/history`."""
 
 import contextlib
 import uuid
+from datetime import datetime
 
 from django.contrib import admin
 from django.db.models import Q
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from images.admin.lists import CappedCountMixin
@@ -55,7 +57,8 @@ class PurgedImageAdmin(ReadOnlyAdminMixin, CappedCountMixin, admin.ModelAdmin):
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             (
                 (
-                    r["created_at"],
+                    # Shown as the admin shows every other time: local, in its format.
+                    formats.localize(timezone.localtime(datetime.fromisoformat(r["created_at"]))),
                     r["source"] or "∅",
                     r["target"],
                     r["operation"],
