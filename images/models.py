@@ -376,3 +376,31 @@ class PendingDeleteImage(Image):
         verbose_name_plural = "recycle bin"
         # Who may see and restore is decided by the image permissions.
         default_permissions = ()
+
+
+class PurgedImage(models.Model):
+    """What is kept of an image once `images_purge` removed its row (and, by cascade,
+    its transitions): enough to answer "what happened to this id?". One row per purge,
+    written in the purge's transaction; `history` holds the transitions as compact
+    lists in `HISTORY_FIELDS` order, oldest first (images.history reads them)."""
+
+    HISTORY_FIELDS = ("id", "created_at", "source", "target", "operation", "actor", "reason")
+
+    # Not the primary key: a purged id is free again, and could be purged twice.
+    image_id = models.UUIDField(db_index=True)
+    name = models.CharField(max_length=255, null=True, blank=True)
+    owner = models.CharField(max_length=255, null=True, blank=True)
+    size = models.BigIntegerField(null=True, blank=True)
+    checksum = models.CharField(max_length=32, null=True, blank=True)
+    created_at = models.DateTimeField()
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    purged_at = models.DateTimeField()
+    history = models.JSONField(default=list)
+
+    class Meta:
+        ordering = ["-purged_at", "-id"]
+        verbose_name = "purged image"
+        indexes = [models.Index(fields=["owner"], name="purged_owner_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.name or '(no name)'} ({self.image_id}, purged)"

@@ -202,6 +202,15 @@ def can_restore(actor: Actor) -> bool:
     return _has(actor, "images.restore_image")
 
 
+def can_read_deleted_history(actor: Actor) -> bool:
+    """What happened to deleted and purged images, whoever owned them (our
+    `get_deleted_image_history`): the purged records outlive their owners' rights,
+    so they are the operators', not the projects'."""
+    if _keystone(actor):
+        return _rule(actor, "get_deleted_image_history")
+    return _has(actor, "images.view_purgedimage")
+
+
 def can_scrub(actor: Actor) -> bool:
     if _keystone(actor):
         return _rule(actor, "scrub_image")

@@ -3,11 +3,12 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from images.api import discovery, imports, views
+from images.api import discovery, history, imports, views
 
 router = SimpleRouter(trailing_slash=False)
 router.register("images", views.ImageViewSet, basename="image")
 router.register("tasks", imports.TaskViewSet, basename="task")
+router.register("deleted-images", history.DeletedImageViewSet, basename="deleted-image")
 
 urlpatterns = [
     *[

@@ -19,6 +19,7 @@ from images.api import filters, openapi
 from images.api.discovery import RequestIdMixin
 from images.api.downloads import ImageDataResponse, RemoteDataResponse, byte_range
 from images.api.errors import error_response
+from images.api.history import HistoryActions
 from images.api.imports import IMPORT_METHODS_HEADER, ImportActions
 from images.api.locations import add_location_body, split_location_operations
 from images.api.members import MemberActions
@@ -57,7 +58,9 @@ ACTION_LINKS = [
 FORM_ACTIONS = {"DELETE": Action.DELETE, "PATCH": Action.EDIT, "PUT": Action.UPLOAD}
 
 
-class ImageViewSet(RequestIdMixin, ImportActions, MemberActions, viewsets.GenericViewSet):
+class ImageViewSet(
+    RequestIdMixin, ImportActions, MemberActions, HistoryActions, viewsets.GenericViewSet
+):
     """Images: list and create them; show, patch and delete one.
 
     PATCH takes `application/openstack-images-v2.1-json-patch` (or v2.0), e.g.
@@ -130,7 +133,9 @@ class ImageViewSet(RequestIdMixin, ImportActions, MemberActions, viewsets.Generi
             ]
         base = image_path(image.pk)
         allowed = policy.allowed_actions(self.request.user, image)
-        links = [("Members", f"{base}/members")]
+        # The history page of an image pages too.
+        paging = [(label, href) for label, href in getattr(self, "_paging", {}).items() if href]
+        links = [*paging, ("Members", f"{base}/members"), ("History", f"{base}/history")]
         links += [
             (label, url.format(base=base))
             for action, label, url in ACTION_LINKS

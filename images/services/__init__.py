@@ -17,6 +17,7 @@ One module per concern; callers import from this package (``services.image_delet
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
 - ``janitor``       images_scrub_due, images_kill_stale_uploads,
                     images_remove_killed_leftovers, images_purge, scrubber_pass
+- ``purge_records`` purged_records_write (what images_purge keeps: PurgedImage)
 - ``store_check``   store_verify
 - ``data_check``    image_inspect (format inspection of stored data)
 - ``glance_import`` glance_import (import_glance: images from a Glance database)

@@ -22,6 +22,7 @@ from images.services.import_worker import (
     stages_reap_stale,
     tasks_purge_expired,
 )
+from images.services.purge_records import purged_records_write
 
 # The package's logger, as before the split, so log lines keep saying images.services.
 logger = logging.getLogger(__package__)
@@ -139,13 +140,15 @@ def images_remove_killed_leftovers(*, now=None, report: ScrubReport | None = Non
 
 def images_purge(*, now=None) -> int:
     """Remove `deleted` records older than IMAGES_PURGE_AFTER_DAYS, for good; returns
-    how many this call removed (rows another node's purge holds are its to count)."""
+    how many this call removed (rows another node's purge holds are its to count).
+    What happened to each is kept first, in the same transaction (PurgedImage)."""
     now = now or timezone.now()
     with transaction.atomic():
         due = selectors.images_due_for_purge(now).select_for_update(skip_locked=True)
         ids = list(due.values_list("pk", flat=True))
         if not ids:
             return 0
+        purged_records_write(ids, now=now)
         _, removed = Image.objects.filter(pk__in=ids).delete()
     return removed.get(Image._meta.label, 0)
 
