@@ -147,38 +147,43 @@
         progress.value = progress.max;
         figures.textContent = "All " + humanSize(file.size) + " sent; the registry is storing it…";
       };
+      function stopped(how) {
+        xhr = null;
+        busy(false);
+        figures.textContent =
+          how + " after " + humanSize(progress.value) + " of " + humanSize(file.size) + " sent.";
+      }
       xhr.onload = function () {
         const done = xhr;
+        if (done.status !== 204) {
+          stopped("Refused");
+          failed("Not uploaded: " + apiMessage(done) + ".");
+          return;
+        }
         xhr = null;
         busy(false);
-        if (done.status === 204) {
-          const seconds = (performance.now() - started) / 1000;
-          figures.textContent =
-            humanSize(file.size) + " in " + humanDuration(seconds) + " (" +
-            humanSize(file.size / Math.max(seconds, 0.001)) + "/s)";
-          form.hidden = true;
-          afterwards(false, function (image) {
-            say(
-              image
-                ? file.name + ": " + humanSize(image.size) + " uploaded; the image is now " +
-                    image.status + " (MD5 " + image.checksum + ")."
-                : file.name + " was uploaded.",
-              "success"
-            );
-            reloadLink();
-          });
-        } else {
-          failed("Not uploaded: " + apiMessage(done) + ".");
-        }
+        const seconds = (performance.now() - started) / 1000;
+        figures.textContent =
+          humanSize(file.size) + " in " + humanDuration(seconds) + " (" +
+          humanSize(file.size / Math.max(seconds, 0.001)) + "/s)";
+        form.hidden = true;
+        afterwards(false, function (image) {
+          say(
+            image
+              ? file.name + ": " + humanSize(image.size) + " uploaded; the image is now " +
+                  image.status + " (MD5 " + image.checksum + ")."
+              : file.name + " was uploaded.",
+            "success"
+          );
+          reloadLink();
+        });
       };
       xhr.onerror = function () {
-        xhr = null;
-        busy(false);
+        stopped("Connection lost");
         failed("Not uploaded: the connection to the registry was lost.");
       };
       xhr.onabort = function () {
-        xhr = null;
-        busy(false);
+        stopped("Cancelled");
         say("Cancelled; the registry is removing what it received…", "info");
         afterwards(true, function (image) {
           say(
