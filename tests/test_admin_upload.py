@@ -127,7 +127,7 @@ def test_session_upload_refusal_is_a_glance_message_for_the_page(admin_user, ali
     assert response.status_code == 413
     body = json.loads(response.content)
     assert body["code"] == "413 Request Entity Too Large"
-    assert body["message"] == ("The incoming image is too large: the size cap is 1000 bytes.")
+    assert body["message"] == "The incoming image is too large: the size cap is 1000 bytes."
     image.refresh_from_db()
     assert image.status == S.QUEUED
 
