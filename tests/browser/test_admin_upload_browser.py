@@ -119,7 +119,8 @@ def test_streaming_upload_advances_then_the_image_is_active(
     expect(page.locator("#upload .upload-figures")).to_contain_text(" left")
     screenshot("midway")
     seen += [progress_reaches(page, fraction) for fraction in (0.6, 0.8)]
-    assert seen == sorted(seen) and len(set(seen)) == len(seen), seen
+    # Advancing: never back, and at least three different values on the way.
+    assert seen == sorted(seen) and len(set(seen)) >= 3, seen
 
     expect(page.locator("#upload .upload-message")).to_have_text(
         f"disk-200MiB.raw: 200.0 MiB uploaded; the image is now active (MD5 {md5}). "
