@@ -108,6 +108,23 @@ def test_s3_range_download_streams_the_slice(gc, registry_s3):
         assert response.read() == data[1000:2000000]
 
 
+def test_s3_admin_download_streams_with_its_length(gc, registry_s3):
+    """The admin's "Download data" on S3: the object's size is known before it is read
+    (Django's FileResponse only knew a local file's)."""
+    data = os.urandom(2 * 1024 * 1024 + 7)
+    image = _create(gc, "from-the-admin")
+    gc.images.upload(image["id"], io.BytesIO(data))
+    request = urllib.request.Request(
+        f"{registry_s3.url}/admin/images/image/{image['id']}/download/",
+        headers={"Cookie": f"sessionid={registry_s3.session_cookie('admin')}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+        assert response.headers["Content-Length"] == str(len(data))
+        assert response.headers["Content-MD5"] == hashlib.md5(data).hexdigest()
+        assert response.read() == data
+
+
 def test_s3_failed_upload_leaves_no_object(gc, bucket):
     image = _create(gc, "cut-short")
     with pytest.raises(glance_exc.HTTPBadRequest, match="Size mismatch"):

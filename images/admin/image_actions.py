@@ -7,7 +7,6 @@ from django.contrib import messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
 from django.http import (
-    FileResponse,
     Http404,
     HttpRequest,
     HttpResponse,
@@ -16,14 +15,15 @@ from django.http import (
 )
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
-from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.http import content_disposition_header, url_has_allowed_host_and_scheme
 
 from images import policy, services
 from images.admin.display import image_label
 from images.admin.outcomes import REFUSED, attempt, scrub_images, transition_one
 from images.admin.recycle_bin import scrub_confirmation
 from images.admin.transitions import ADMIN_TRANSITIONS, available_transitions
-from images.api.downloads import RemoteDataResponse
+from images.api.downloads import ImageDataResponse, RemoteDataResponse
+from images.api.parsers import OCTET_STREAM
 from images.errors import ImageError
 from images.models import Image
 from images.policy import Action
@@ -45,24 +45,30 @@ def back(request: HttpRequest, image: Image) -> HttpResponseRedirect:
     return HttpResponseRedirect(target)
 
 
-def attachment(image: Image, data: ImageData) -> HttpResponse:
+def attachment(request: HttpRequest, image: Image, data: ImageData) -> HttpResponse:
+    """The image's bytes as a download, streamed with their size known (Content-Length,
+    so the browser shows how much is left) and their MD5, as the API sends them; on
+    disk under gunicorn, with sendfile(2). FileResponse would only know the size of a
+    local file: an S3 or RBD object would be sent without Content-Length."""
     filename = f"{image.name or image.pk}.{image.disk_format or 'img'}"
     if data.empty:
         # A size-0 image has no location: there is nothing in the store to open.
-        response = HttpResponse(b"", content_type="application/octet-stream")
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
-    if data.external_url:
+        response = HttpResponse(b"", content_type=OCTET_STREAM)
+    elif data.external_url:
         # Streamed through, as the API does: the URL may carry credentials.
-        response = RemoteDataResponse(data, content_type="application/octet-stream")
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
-        return response
-    return FileResponse(
-        data.open(),
-        as_attachment=True,
-        filename=filename,
-        content_type="application/octet-stream",
-    )
+        response = RemoteDataResponse(data, content_type=OCTET_STREAM)
+    else:
+        response = ImageDataResponse(
+            data.open(),
+            length=data.size,
+            sendfile=data.local_path() is not None,
+            sock=request.META.get("gunicorn.socket"),
+            content_type=OCTET_STREAM,
+        )
+        if data.checksum:
+            response["Content-MD5"] = data.checksum
+    response["Content-Disposition"] = content_disposition_header(True, filename)
+    return response
 
 
 class ImageActionViews:
@@ -142,14 +148,17 @@ class ImageActionViews:
             messages.warning(request, f"{image_label(image)} has no data ({image.status}).")
             return HttpResponseRedirect(image_url(image, "change"))
         try:
-            return attachment(image, data)
+            return attachment(request, image, data)
         except ImageError as exc:  # an external location that does not answer
             messages.error(request, f"{image_label(image)} could not be read: {exc.message}")
             return HttpResponseRedirect(image_url(image, "change"))
 
     def upload_view(self, request, object_id):
-        """Upload data to a queued image. Django spools a large file to a temporary
-        file (never to memory) and image_upload streams it into the store."""
+        """Upload data to a queued image from a multipart form: the page's fallback
+        without JavaScript. Django spools a large file to a temporary file (never to
+        memory) and image_upload streams it into the store. With JavaScript the page
+        PUTs the file to the API's data endpoint instead, streamed with no temporary
+        file (templates/admin/images/image/upload_panel.html, images/upload.js)."""
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
         image = self._image_or_404(request, object_id)
