@@ -16,8 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Sum
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import Case, Count, IntegerField, Sum, Value, When
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from images import selectors
@@ -75,14 +75,27 @@ def dashboard(now: datetime | None = None) -> Dashboard:
 def _moves_since(first: date) -> list[dict]:
     """The window's history rows, grouped: one row per (day, source, target,
     operation) with how many images moved and their bytes. One query."""
-    start = timezone.make_aware(datetime.combine(first, time.min))
-    return list(
-        ImageTransition.objects.filter(created_at__gte=start)
-        .annotate(day=TruncDate("created_at"))
+    starts = [
+        timezone.make_aware(datetime.combine(first + timedelta(days=n), time.min))
+        for n in range(DAYS)
+    ]
+    # The day of a row by comparing it with the days' starts, newest first, rather
+    # than TruncDate: on SQLite that is a Python call per row (5x slower at 30,000).
+    day = Case(
+        *[
+            When(created_at__gte=start, then=Value(n))
+            for n, start in reversed(list(enumerate(starts)))
+        ],
+        output_field=IntegerField(),
+    )
+    rows = (
+        ImageTransition.objects.filter(created_at__gte=starts[0])
+        .annotate(day=day)
         .order_by()
         .values("day", "source", "target", "operation")
         .annotate(n=Count("id"), size=Coalesce(Sum("image__size"), 0))
     )
+    return [{**row, "day": first + timedelta(days=row["day"])} for row in rows]
 
 
 def _status_history(days: list[date], moves: list[dict]) -> tuple[Daily, Daily]:
