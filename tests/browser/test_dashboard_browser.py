@@ -40,6 +40,14 @@ def test_dashboard_charts_render_in_chromium(page, live_server, sign_in, admin_u
     expect(page.locator("#chart-top-owners-by-bytes table")).to_contain_text("alice")
     page.locator("#chart-top-owners-by-bytes summary").click()
 
+    # the axes' text takes the admin's theme colour: light and dark differ
+    fill = "el => getComputedStyle(el).fill"
+    tick = page.locator("#chart-images-per-status text.tick").first
+    light = tick.evaluate(fill)
+    page.emulate_media(color_scheme="dark")
+    assert tick.evaluate(fill) != light
+    page.emulate_media(color_scheme="light")
+
     DOCS.mkdir(exist_ok=True)
     target = DOCS / "admin-index.png"
     page.set_viewport_size({"width": 1280, "height": 900})
