@@ -141,7 +141,11 @@ def test_dashboard_renders_accessible_svg(seeded, client, admin_user):
     page = client.get("/admin/").content.decode()
     assert page.count('<svg role="img" aria-labelledby="chart-') == 5
     assert "<title>" + day(10) + " · active: 1</title>" in page
-    assert "Images per status, " + day(29) + " to " + day(0) + "; on " + day(0) in page
+    summary = f"Images per status, {day(29)} to {day(0)}; on {day(0)}: queued 1, active 1, "
+    assert summary + "pending_delete 1.</desc>" in page
+    assert "Top owners by bytes: alice 1000 bytes, bob 500 bytes.</desc>" in page
+    assert f"Recycle bin: scrubs due: {day(-3)} 1.</desc>" in page
+    assert f"Uploads and deletions, {day(29)} to {day(0)}; in all: uploads 2, deletions 1" in page
     assert 'id="image-summary"' in page  # the summary above stays
 
 

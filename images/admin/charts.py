@@ -41,6 +41,9 @@ class Chart:
     series: dict[str, Sequence[int]]  # name -> one value per slot
     fmt: Format = number
     stacked: bool = True
+    # True when each slot is a state (images at the end of a day): the summary then
+    # tells the last slot; otherwise the values are events, and it tells their sums.
+    states: bool = False
     axis: str = "Day"  # what the labels are, the data table's first column
 
     @property
@@ -166,15 +169,21 @@ def hbar_chart(chart: Chart) -> SafeString:
 def _summary(chart: Chart) -> str:
     if not chart.labels or not any(any(v) for v in chart.series.values()):
         return f"{chart.title}: nothing to show."
-    totals = ", ".join(
-        f"{name} {chart.fmt(values[-1])}" if chart.stacked else f"{name} {chart.fmt(sum(values))}"
-        for name, values in chart.series.items()
-        if any(values)
-    )
     span = f"{chart.labels[0]} to {chart.labels[-1]}"
-    if chart.stacked and len(chart.labels) > 1:
-        return f"{chart.title}, {span}; on {chart.labels[-1]}: {totals}."
-    return f"{chart.title}, {span}; in all: {totals}."
+    if chart.states:
+        values = ", ".join(
+            f"{name} {chart.fmt(v[-1])}" for name, v in chart.series.items() if v[-1]
+        )
+        return f"{chart.title}, {span}; on {chart.labels[-1]}: {values or 'none'}."
+    if len(chart.series) == 1:  # one series: name each slot that has a value
+        values = ", ".join(
+            f"{label} {chart.fmt(v)}"
+            for label, v in zip(chart.labels, next(iter(chart.series.values())), strict=True)
+            if v
+        )
+        return f"{chart.title}: {values}."
+    values = ", ".join(f"{name} {chart.fmt(sum(v))}" for name, v in chart.series.items() if any(v))
+    return f"{chart.title}, {span}; in all: {values}."
 
 
 def _figure(chart: Chart, body: SafeString, summary: str, *, height: int = HEIGHT) -> SafeString:

@@ -24,7 +24,12 @@ def image_dashboard(context) -> dict:
     return {
         "charts": [
             charts.bar_chart(
-                Chart("Images per status", days, _only(board.counts.series, statuses))
+                Chart(
+                    "Images per status",
+                    days,
+                    _only(board.counts.series, statuses),
+                    states=True,
+                )
             ),
             charts.bar_chart(
                 Chart(
@@ -32,6 +37,7 @@ def image_dashboard(context) -> dict:
                     days,
                     _only(board.bytes.series, statuses),
                     fmt=charts.size,
+                    states=True,
                 )
             ),
             charts.bar_chart(

@@ -1,6 +1,9 @@
 """The admin index's charts in chromium, from a seeded history: drawn, visible, and
-the screenshot the README shows (docs/admin-index.png)."""
+the screenshot the README shows. It goes to artifacts/ on every run, and replaces
+docs/admin-index.png with DOCS_SCREENSHOTS=1, so that a test run leaves the
+checkout as it was."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,7 @@ from tests.factories import seeded_registry
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-DOCS = Path(__file__).resolve().parents[2] / "docs"
+ROOT = Path(__file__).resolve().parents[2]
 CHARTS = [
     "chart-images-per-status",
     "chart-bytes-per-status",
@@ -48,8 +51,9 @@ def test_dashboard_charts_render_in_chromium(page, live_server, sign_in, admin_u
     assert tick.evaluate(fill) != light
     page.emulate_media(color_scheme="light")
 
-    DOCS.mkdir(exist_ok=True)
-    target = DOCS / "admin-index.png"
+    docs = os.environ.get("DOCS_SCREENSHOTS") == "1"
+    target = ROOT / ("docs" if docs else "artifacts") / "admin-index.png"
+    target.parent.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.locator("#content").screenshot(path=str(target), type="png")
     assert target.stat().st_size <= 200 * 1024
