@@ -46,7 +46,7 @@ class Dashboard:
     activity: Daily  # uploads, deletions, scrubs per day
     activity_bytes: Daily  # bytes uploaded, deleted per day
     scrubs: list[tuple[str, int, int]]  # (day label, images, bytes) due that day
-    owners: list[tuple[str, int, int]]  # (owner, bytes, images), most bytes first
+    owners: list[tuple[str | None, int, int]]  # (owner, bytes, images), most bytes first
 
 
 def scrub_due(image: Image) -> datetime | None:
@@ -177,7 +177,7 @@ def scrub_timeline(today: date) -> list[tuple[str, int, int]]:
     return timeline
 
 
-def top_owners(limit: int = TOP_OWNERS) -> list[tuple[str, int, int]]:
+def top_owners(limit: int = TOP_OWNERS) -> list[tuple[str | None, int, int]]:
     """Owners by the bytes their images hold in the store. One query."""
     rows = (
         Image.objects.filter(status__in=HOLDING_DATA)
@@ -187,4 +187,4 @@ def top_owners(limit: int = TOP_OWNERS) -> list[tuple[str, int, int]]:
         .filter(size__gt=0)
         .order_by("-size", "owner")[:limit]
     )
-    return [(row["owner"] or "(no owner)", row["size"], row["n"]) for row in rows]
+    return [(row["owner"], row["size"], row["n"]) for row in rows]

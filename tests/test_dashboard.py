@@ -197,3 +197,15 @@ def test_bar_chart_nice_axis_top():
     assert [nice(v) for v in (0, 1, 3, 7, 11, 1999)] == [1, 1, 5, 10, 20, 2000]
     svg = bar_chart(Chart("Side by side", ["a", "b"], {"x": [1, 0], "y": [3, 0]}, stacked=False))
     assert svg.count('<rect class="bar') == 2
+
+
+def test_dashboard_top_owners_are_the_ten_holding_most_bytes():
+    for n in range(12):
+        image = image_in(S.ACTIVE, owner=f"owner{n:02}")
+        Image.objects.filter(pk=image.pk).update(size=100 * (n + 1))
+    image_in(S.ACTIVE, owner="empty")  # holds no bytes: not ranked
+    gone = image_in(S.DELETED, owner="gone")
+    Image.objects.filter(pk=gone.pk).update(size=10**9)  # scrubbed: holds nothing now
+    owners = dashboard.top_owners()
+    assert [owner for owner, _, _ in owners] == [f"owner{n:02}" for n in range(11, 1, -1)]
+    assert owners[0] == ("owner11", 1200, 1)

@@ -4,7 +4,7 @@ view images, from images.dashboard's aggregates (a few queries in all)."""
 from django import template
 
 from images import dashboard
-from images.admin import charts
+from images.admin import charts, display
 from images.admin.charts import Chart
 from images.enums import Status
 
@@ -20,7 +20,8 @@ def image_dashboard(context) -> dict:
     days = [day.isoformat() for day in board.counts.days]
     statuses = Status.values
     scrub_days = [label for label, _, _ in board.scrubs]
-    owners = [owner for owner, _, _ in board.owners]
+    # In Keystone mode an owner is a project id: named as the image list names it
+    owners = [display.owner(owner) for owner, _, _ in board.owners]
     return {
         "charts": [
             charts.bar_chart(
