@@ -182,6 +182,9 @@ def test_image_page_draws_its_timeline(seeded, client, admin_user):
     assert "4 status changes from" in timeline
     assert "queued → saving → active → pending_delete" in timeline
     assert timeline.count('<rect class="bar s-') == 4
+    # named where there is room: not queued and saving, which lasted no time
+    assert timeline.count('class="segment"') == 2
+    assert ">active</text>" in timeline and ">pending_delete</text>" in timeline
     assert "pending_delete from" in timeline and "active from" in timeline
     assert "(delete by seed)" in timeline
 

@@ -257,6 +257,14 @@ def status_timeline(moves: Sequence, now: datetime | None = None) -> SafeString:
                 timesince(move.created_at, until),
             )
         )
+        if x(until) - x(move.created_at) > 8 * len(move.target):  # room for its name
+            parts.append(
+                format_html(
+                    '<text class="segment" x="{}" y="31" text-anchor="middle">{}</text>',
+                    _n((x(move.created_at) + x(until)) / 2),
+                    move.target,
+                )
+            )
     for move in moves:
         parts.append(
             format_html(

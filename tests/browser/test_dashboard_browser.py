@@ -59,10 +59,13 @@ def test_dashboard_charts_render_in_chromium(page, live_server, sign_in, admin_u
     assert target.stat().st_size <= 200 * 1024
 
 
-def test_image_page_timeline_renders_in_chromium(page, live_server, sign_in, admin_user):
+def test_image_page_timeline_renders_in_chromium(
+    page, live_server, sign_in, admin_user, screenshot
+):
     image = seeded_registry(1, now=timezone.now(), seed=3)[0]
     sign_in("admin")
     page.goto(f"{live_server.url}/admin/images/image/{image.pk}/change/")
     expect(page.locator("#image-timeline svg")).to_be_visible()
     assert page.locator("#image-timeline rect.bar").count() == image.transitions.count()
     assert Image.objects.count() == 1
+    screenshot()
