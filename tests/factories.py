@@ -95,3 +95,91 @@ def _stored_as_is(image: Image, data: bytes) -> str:
     with open(path, "wb") as out:
         out.write(data)
     return storage.object_name(image.id)
+
+
+def seeded_history(image: Image, moves: list[tuple]) -> None:
+    """History rows for `image` at the given times: (when, source, target, operation).
+    The log's `created_at` is set on insert, so the rows are dated afterwards: a
+    history of days past for the admin's charts without waiting for it."""
+    from images.models import ImageTransition
+
+    for when, source, target, operation in moves:
+        row = ImageTransition.objects.create(
+            image=image, source=source, target=target, operation=operation, actor="seed"
+        )
+        ImageTransition.objects.filter(pk=row.pk).update(created_at=when)
+
+
+# What became of each seeded image, and how often (seeded_registry).
+FATES = {
+    "active": 55,
+    "deactivated": 5,
+    "pending_delete": 12,
+    "deleted": 15,
+    "queued": 10,
+    "killed": 3,
+}
+
+
+def seeded_registry(count: int, *, now, owners=("alice", "bob", "carol", "dave", "erin"), seed=16):
+    """`count` images with forty days of history behind them (created, uploaded,
+    some deactivated, deleted, scrubbed), in a few bulk statements: the admin's
+    charts in the browser test and the index benchmark (10,000 images). Every image
+    reaches its status through the model's transitions; history rows are dated at
+    whole days before `now`, so that a few UPDATEs date them all. Returns the images."""
+    import random
+    from datetime import timedelta
+
+    from images.enums import Operation as Op
+    from images.models import ImageTransition
+
+    rng = random.Random(seed)
+    images, moves = [], []
+    for n in range(count):
+        owner = rng.choices(owners, weights=range(len(owners) * 2, 0, -2))[0]
+        image = Image(
+            name=f"{owner}-image-{n}", owner=owner, disk_format="qcow2", container_format="bare"
+        )
+        fate = rng.choices(list(FATES), weights=list(FATES.values()))[0]
+        born = rng.randint(0, 40)
+        steps = [(born, "", Status.QUEUED, Op.CREATE)]
+        if fate != Status.QUEUED:
+            image.begin_upload(now=now - timedelta(days=born))
+            steps.append((born, Status.QUEUED, Status.SAVING, Op.UPLOAD))
+        if fate == Status.KILLED:
+            image.kill()
+            steps.append((born, Status.SAVING, Status.KILLED, Op.KILL))
+        elif fate != Status.QUEUED:
+            size = rng.randint(1, 16) * 2 ** rng.randint(24, 30)
+            image.finish_upload(**{**ARGS["finish_upload"](), "size": size})
+            steps.append((born, Status.SAVING, Status.ACTIVE, Op.UPLOAD))
+        later = rng.randint(0, born)
+        if fate == Status.DEACTIVATED:
+            image.deactivate()
+            steps.append((later, Status.ACTIVE, Status.DEACTIVATED, Op.DEACTIVATE))
+        if fate in (Status.PENDING_DELETE, Status.DELETED):
+            later = min(later, 3) if fate == Status.PENDING_DELETE else later
+            image.mark_pending_delete(now=now - timedelta(days=later))
+            steps.append((later, Status.ACTIVE, Status.PENDING_DELETE, Op.DELETE))
+        if fate == Status.DELETED:
+            image.scrub()
+            scrubbed = max(later - 1, 0)
+            steps.append((scrubbed, Status.PENDING_DELETE, Status.DELETED, Op.SCRUB))
+        images.append(image)
+        moves.extend((image, *step) for step in steps)
+    rows = [
+        ImageTransition(image=image, source=source, target=target, operation=op, actor=image.owner)
+        for image, _, source, target, op in moves
+    ]
+    with transaction.atomic():
+        Image.objects.bulk_create(images, batch_size=1000)
+        ImageTransition.objects.bulk_create(rows, batch_size=1000)
+        by_day: dict = {}
+        for row, (_, days, *_) in zip(rows, moves, strict=True):
+            by_day.setdefault(days, []).append(row.pk)
+        for days, ids in by_day.items():
+            for start in range(0, len(ids), 900):
+                ImageTransition.objects.filter(pk__in=ids[start : start + 900]).update(
+                    created_at=now - timedelta(days=days)
+                )
+    return images

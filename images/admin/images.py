@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from images import keystone_accounts, policy, selectors, services
 from images.admin import display
+from images.admin.charts import status_timeline
 from images.admin.display import image_label
 from images.admin.forms import CHANGE_FIELDSETS, CREATE_FIELDSETS, READ_ONLY, ImageForm
 from images.admin.image_actions import ImageActionViews, image_url
@@ -201,6 +202,7 @@ class ImageAdmin(
         user = request.user
         url = image_url
         allowed = policy.allowed_actions(user, image)
+        history = list(image.transitions.all())
         return {
             "transitions": [
                 (t, url(image, "transition", t.name)) for t in available_transitions(user, image)
@@ -215,7 +217,8 @@ class ImageAdmin(
             "download_url": url(image, "download") if Action.DOWNLOAD in allowed else None,
             "upload_url": url(image, "upload") if Action.UPLOAD in allowed else None,
             "lifecycle": lifecycle_picture(image.status),
-            "history": image.transitions.all(),
+            "history": history,
+            "timeline": status_timeline(history),
             **import_page_context(request, image),
         }
 
