@@ -3,8 +3,9 @@
 The rule names and their defaults are Glance's own (glance/policies/base.py and
 image.py, the "secure RBAC" defaults current Glance enforces: `admin`, project-scoped
 `member` and `reader`, and the `service` role), so an operator's existing Glance
-`policy.yaml` carries over unchanged. Three rules are ours, for what Glance cannot do:
-`get_pending_delete_images`, `restore_image` and `scrub_image`.
+`policy.yaml` carries over unchanged. Four rules are ours, for what Glance cannot do:
+`get_pending_delete_images`, `restore_image`, `scrub_image` and `deprecate_image`
+(setting a deprecation schedule: who may modify the image, by default).
 
 An override file is named by `IMAGES_POLICY_FILE`; oslo.policy reads it again when it
 changes, so an edited rule applies to the next request without a restart. The policy
@@ -73,6 +74,7 @@ RULES = [
     ("get_pending_delete_images", RECOVERY, _IMAGE),
     ("restore_image", RECOVERY, _IMAGE),
     ("scrub_image", ADMIN, _IMAGE),
+    ("deprecate_image", ADMIN_OR_PROJECT_MEMBER, _IMAGE),
 ]
 
 

@@ -110,6 +110,10 @@ class ImageAdmin(
     def scrub_due(self, image: Image) -> str:
         return display.moment(selectors.scrub_due_at(image))
 
+    @admin.display(description="deprecation state")
+    def deprecation_state_display(self, image: Image) -> str:
+        return services.deprecation_state(image)
+
     @admin.display(description="project")
     def project_name(self, image: Image) -> str:
         return keystone_accounts.project_name(image.owner) or "—"
