@@ -7,9 +7,11 @@ and dates set in the past, never by sleeping."""
 import json
 import uuid
 from datetime import timedelta
+from io import StringIO
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
@@ -422,3 +424,25 @@ def test_admin_index_lists_the_upcoming_steps(client, django_user_model, alice, 
         ("deprecated", "soon", now + timedelta(days=1)),
         ("deleted", "later", now + timedelta(days=9)),
     ]
+
+
+def test_scrub_images_reports_the_deprecation_pass(alice, now):
+    image_id = new_image(alice)
+    deprecate(alice, image_id, os_deprecated_at=iso(now), os_delete_at=iso(now))
+    out = StringIO()
+    call_command("scrub_images", stdout=out, stderr=StringIO())
+    assert out.getvalue().strip().endswith("deprecation steps recorded 2, deleted by schedule 1")
+    assert Image.objects.get(pk=image_id).status == Status.PENDING_DELETE
+
+
+def test_admin_index_panel_shows_an_overdue_delete(client, admin_user, alice, now):
+    image_id = new_image(alice, name="kept", protected=True)
+    deprecate(alice, image_id, os_delete_at=iso(now))
+    services.images_deprecation_due(now=now + timedelta(minutes=1))
+    client.force_login(admin_user)
+    page = client.get("/admin/").content.decode()
+    panel = page[page.index('id="deprecation-upcoming"') :]
+    panel = panel[: panel.index("</table>")]
+    assert "Scheduled deprecations: what happens next" in panel
+    assert f'href="{admin_url(image_id)}">kept</a>' in panel
+    assert "(overdue: the delete was refused)" in panel
