@@ -15,8 +15,9 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from images import event_bus, services
+from images import event_bus, policy, services
 from images.enums import SCRUBBER, Operation, Status
+from images.identity import KeystoneIdentity
 from images.models import Image, ImageTransition
 from tests.api import create, token_client, upload
 from tests.test_events import Sent
@@ -446,3 +447,31 @@ def test_admin_index_panel_shows_an_overdue_delete(client, admin_user, alice, no
     assert "Scheduled deprecations: what happens next" in panel
     assert f'href="{admin_url(image_id)}">kept</a>' in panel
     assert "(overdue: the delete was refused)" in panel
+
+
+# --- policy in Keystone mode: Glance's rule defaults ---------------------------------
+
+
+def keystone_caller(project: str, *roles: str) -> KeystoneIdentity:
+    return KeystoneIdentity(
+        user_id=f"user-of-{project}",
+        user_name=f"user-of-{project}",
+        project_id=project,
+        project_name=project,
+        roles=frozenset(roles),
+    )
+
+
+@pytest.mark.parametrize(
+    ("caller", "may_deprecate", "may_use_obsolete"),
+    [
+        (keystone_caller("p1", "member", "reader"), True, False),
+        (keystone_caller("p1", "reader"), False, False),
+        (keystone_caller("p2", "member", "reader"), False, False),
+        (keystone_caller("p2", "admin", "member", "reader"), True, True),
+    ],
+)
+def test_policy_deprecate_image_rule_defaults(caller, may_deprecate, may_use_obsolete):
+    image = Image(owner="p1", visibility="public")
+    assert policy.can_deprecate(caller, image) is may_deprecate
+    assert policy.can_use_obsolete(caller) is may_use_obsolete
