@@ -264,6 +264,18 @@ def tasks_visible_to(actor: Actor) -> QuerySet[ImageTask]:
 # --- deprecation schedules (images.services.deprecation) ---------------------------
 
 
+def deprecation_conditions(now: datetime) -> dict[str, Q]:
+    """Each deprecation state as a condition at `now` (deprecation_state's rules), and
+    `scheduled`: a step of the schedule still to come."""
+    obsolete = Q(obsolete_at__lte=now) | Q(delete_at__lte=now)
+    return {
+        "obsolete": obsolete,
+        "deprecated": Q(deprecated_at__lte=now) & ~obsolete,
+        "active": ~Q(deprecated_at__lte=now) & ~obsolete,
+        "scheduled": Q(deprecated_at__gt=now) | Q(obsolete_at__gt=now) | Q(delete_at__gt=now),
+    }
+
+
 def images_with_deprecation_due(now: datetime) -> QuerySet[Image]:
     """Live images with a step of their schedule passed and not yet recorded."""
     deprecated = Q(deprecated_at__lte=now, deprecation_recorded="")

@@ -475,3 +475,14 @@ def test_policy_deprecate_image_rule_defaults(caller, may_deprecate, may_use_obs
     image = Image(owner="p1", visibility="public")
     assert policy.can_deprecate(caller, image) is may_deprecate
     assert policy.can_use_obsolete(caller) is may_use_obsolete
+
+
+def test_admin_list_filters_by_deprecation_state(client, admin_user, alice, now):
+    obsolete, scheduled = new_image(alice, name="obsolete"), new_image(alice, name="scheduled")
+    new_image(alice, name="plain")
+    deprecate(alice, obsolete, os_obsolete_at=iso(now))
+    deprecate(alice, scheduled, os_delete_at=iso(now + timedelta(days=1)))
+    client.force_login(admin_user)
+    for state, expected in (("obsolete", ["obsolete"]), ("scheduled", ["scheduled"])):
+        response = client.get(f"/admin/images/image/?deprecation={state}")
+        assert [image.name for image in response.context["cl"].result_list] == expected

@@ -16,6 +16,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from images import keystone_accounts, policy, selectors, services
 from images.admin import display
+from images.admin.deprecation import DeprecationFilter
 from images.admin.display import image_label
 from images.admin.forms import CHANGE_FIELDSETS, CREATE_FIELDSETS, READ_ONLY, ImageForm
 from images.admin.image_actions import ImageActionViews, image_url
@@ -78,6 +79,7 @@ class ImageAdmin(
         DataCheckFilter,
         ImportFilter,
         OwnerFilter,
+        DeprecationFilter,
     ]
     actions = ["deactivate_selected", "reactivate_selected", restore_selected, "delete_selected"]
     change_form_template = "admin/images/image/change_form.html"

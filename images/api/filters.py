@@ -211,23 +211,11 @@ def listing(actor: Actor, params) -> QuerySet[Image]:
     return images
 
 
-def _deprecation_states(now) -> dict[str, Q]:
-    """Each `deprecation=` value as a condition at `now` (deprecation_state's rules;
-    `scheduled`: a step of the schedule still to come)."""
-    obsolete = Q(obsolete_at__lte=now) | Q(delete_at__lte=now)
-    return {
-        "obsolete": obsolete,
-        "deprecated": Q(deprecated_at__lte=now) & ~obsolete,
-        "active": ~Q(deprecated_at__lte=now) & ~obsolete,
-        "scheduled": Q(deprecated_at__gt=now) | Q(obsolete_at__gt=now) | Q(delete_at__gt=now),
-    }
-
-
 def _deprecation_filters(images: QuerySet[Image], params) -> QuerySet[Image]:
     """`deprecation=deprecated` (or `in:deprecated,obsolete`), and the schedule's dates
     compared as created_at is: `os_obsolete_at=lt:2027-01-01T00:00:00Z`."""
     if "deprecation" in params:
-        states = _deprecation_states(timezone.now())
+        states = selectors.deprecation_conditions(timezone.now())
         op, sep, rest = params["deprecation"].partition(":")
         wanted = rest.split(",") if sep and op == "in" else [params["deprecation"]]
         condition = Q(pk__in=[])
