@@ -95,6 +95,16 @@ class Image(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["visibility", "-created_at"], name="image_visibility_idx"),
             models.Index(fields=["name"], name="image_name_idx"),
             models.Index(fields=["checksum"], name="image_checksum_idx"),
+            # The scrubber's deprecation pass and the list's filters: few images
+            # have a schedule, so only those are indexed.
+            *(
+                models.Index(
+                    fields=[name],
+                    name=f"image_{name}_idx",
+                    condition=models.Q(**{f"{name}__isnull": False}),
+                )
+                for name in ("deprecated_at", "obsolete_at", "delete_at")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,6 @@
 """The scrubber's passes: scrub what is due, kill uploads whose worker died, purge
-old `deleted` records. The scrubber daemon and `scrub_images` run `scrubber_pass`.
+old `deleted` records, act on deprecation schedules (services/deprecation.py). The
+scrubber daemon and `scrub_images` run `scrubber_pass`.
 """
 
 import logging
