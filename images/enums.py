@@ -81,6 +81,18 @@ class Operation(models.TextChoices):
     RESTORE = "restore"
     SCRUB = "scrub"
     MIGRATE = "migrate"  # brought over from a Glance database (import_glance)
+    # The dates of a deprecation schedule passing (images.services.deprecation): no
+    # status change, so their rows have source == target.
+    DEPRECATE = "deprecate"
+    OBSOLETE = "obsolete"
+
+
+class DeprecationState(models.TextChoices):
+    """Where an image is in its deprecation schedule (GCE's deprecation states)."""
+
+    ACTIVE = "active"  # no schedule, or none of its dates has passed
+    DEPRECATED = "deprecated"  # still usable; listed with a warning
+    OBSOLETE = "obsolete"  # new use refused (410), except for admins
 
 
 class TaskStatus(models.TextChoices):

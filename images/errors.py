@@ -58,5 +58,14 @@ class ImageGone(ImageError):
     """The image was deleted while its data was being uploaded."""
 
 
+class ImageObsolete(ImageError):
+    """The image's deprecation schedule has made it obsolete: new use is refused
+    (410 Gone), and the message names its replacement."""
+
+    def __init__(self, message: str, *, replacement_id=None):
+        super().__init__(message)
+        self.replacement_id = replacement_id
+
+
 class StoreError(ImageError):
     """The image store failed; nothing was changed."""

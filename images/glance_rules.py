@@ -3,9 +3,10 @@
 The rule names and their defaults are Glance's own (glance/policies/base.py and
 image.py, the "secure RBAC" defaults current Glance enforces: `admin`, project-scoped
 `member` and `reader`, and the `service` role), so an operator's existing Glance
-`policy.yaml` carries over unchanged. Four rules are ours, for what Glance cannot do:
-`get_pending_delete_images`, `restore_image`, `scrub_image` and
-`get_deleted_image_history` (the history of deleted and purged images).
+`policy.yaml` carries over unchanged. Five rules are ours, for what Glance cannot do:
+`get_pending_delete_images`, `restore_image`, `scrub_image`,
+`get_deleted_image_history` (the history of deleted and purged images) and
+`deprecate_image` (setting a deprecation schedule: who may modify the image, by default).
 
 An override file is named by `IMAGES_POLICY_FILE`; oslo.policy reads it again when it
 changes, so an edited rule applies to the next request without a restart. The policy
@@ -75,6 +76,7 @@ RULES = [
     ("restore_image", RECOVERY, _IMAGE),
     ("scrub_image", ADMIN, _IMAGE),
     ("get_deleted_image_history", ADMIN, _IMAGE),
+    ("deprecate_image", ADMIN_OR_PROJECT_MEMBER, _IMAGE),
 ]
 
 

@@ -70,6 +70,17 @@ class Image(ConcurrentTransitionMixin, models.Model):
     # uploads whose worker stopped reporting.
     upload_heartbeat_at = models.DateTimeField(null=True, blank=True)
 
+    # A deprecation schedule, as GCE's `deprecate` (images.services.deprecation sets
+    # it, the scrubber acts on it). The replacement is an id, not a foreign key: its
+    # deletion must not take this record's schedule with it.
+    deprecated_at = models.DateTimeField(null=True, blank=True)
+    obsolete_at = models.DateTimeField(null=True, blank=True)
+    delete_at = models.DateTimeField(null=True, blank=True)
+    replacement_id = models.UUIDField(null=True, blank=True)
+    # The last step of the schedule the scrubber has recorded (history row and
+    # event), so each is recorded exactly once: "", "deprecated" or "obsolete".
+    deprecation_recorded = models.CharField(max_length=16, blank=True, editable=False)
+
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [
@@ -84,6 +95,16 @@ class Image(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["visibility", "-created_at"], name="image_visibility_idx"),
             models.Index(fields=["name"], name="image_name_idx"),
             models.Index(fields=["checksum"], name="image_checksum_idx"),
+            # The scrubber's deprecation pass and the list's filters: few images
+            # have a schedule, so only those are indexed.
+            *(
+                models.Index(
+                    fields=[name],
+                    name=f"image_{name}_idx",
+                    condition=models.Q(**{f"{name}__isnull": False}),
+                )
+                for name in ("deprecated_at", "obsolete_at", "delete_at")
+            ),
         ]
 
     def __str__(self) -> str:

@@ -217,6 +217,22 @@ def can_scrub(actor: Actor) -> bool:
     return _has(actor, "images.scrub_image")
 
 
+def can_deprecate(actor: Actor, image) -> bool:
+    """Set or clear a deprecation schedule (`deprecate_image`); for a Django user:
+    who manages the image. No Action of its own: it changes no status."""
+    if _keystone(actor):
+        return _rule(actor, "deprecate_image", image)
+    return can_manage(actor, image)
+
+
+def can_use_obsolete(actor: Actor) -> bool:
+    """Download an image its schedule made obsolete: admins only, as GCE lets
+    nobody but the project create from an obsolete image."""
+    if _keystone(actor):
+        return _rule(actor, "context_is_admin")
+    return _has(actor, "images.change_image")
+
+
 def can_publicize(actor: Actor) -> bool:
     """Glance's `publicize_image` rule: only admins make images public."""
     if _keystone(actor):

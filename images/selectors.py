@@ -259,3 +259,62 @@ def tasks_visible_to(actor: Actor) -> QuerySet[ImageTask]:
     if policy.sees_all_images(actor):
         return tasks
     return tasks.filter(owner=policy.project_of(actor), owner__isnull=False)
+
+
+# --- deprecation schedules (images.services.deprecation) ---------------------------
+
+
+def deprecation_conditions(now: datetime) -> dict[str, Q]:
+    """Each deprecation state as a condition at `now` (deprecation_state's rules), and
+    `scheduled`: a step of the schedule still to come."""
+    obsolete = Q(obsolete_at__lte=now) | Q(delete_at__lte=now)
+    return {
+        "obsolete": obsolete,
+        "deprecated": Q(deprecated_at__lte=now) & ~obsolete,
+        "active": ~Q(deprecated_at__lte=now) & ~obsolete,
+        "scheduled": Q(deprecated_at__gt=now) | Q(obsolete_at__gt=now) | Q(delete_at__gt=now),
+    }
+
+
+def images_with_deprecation_due(now: datetime) -> QuerySet[Image]:
+    """Live images with a step of their schedule passed and not yet recorded."""
+    deprecated = Q(deprecated_at__lte=now, deprecation_recorded="")
+    obsolete = (Q(obsolete_at__lte=now) | Q(delete_at__lte=now)) & ~Q(
+        deprecation_recorded="obsolete"
+    )
+    return Image.objects.exclude(status__in=DELETED_STATUSES).filter(deprecated | obsolete)
+
+
+def images_due_for_scheduled_delete(now: datetime) -> QuerySet[Image]:
+    return (
+        Image.objects.exclude(status__in=DELETED_STATUSES)
+        .filter(delete_at__lte=now)
+        .order_by("delete_at", "id")
+    )
+
+
+@dataclass(frozen=True)
+class ScheduledEvent:
+    when: datetime
+    step: str  # "deprecated", "obsolete" or "deleted"
+    image: Image
+    overdue: bool = False  # a delete whose date passed but did not happen (protected)
+
+
+def deprecation_upcoming(now: datetime, *, limit: int = 20) -> list[ScheduledEvent]:
+    """The next scheduled steps of live images, soonest first, with the deletes that
+    are overdue (refused, e.g. a protected image) before them."""
+    live = Image.objects.exclude(status__in=DELETED_STATUSES)
+    found = [
+        ScheduledEvent(image.delete_at, "deleted", image, overdue=True)
+        for image in live.filter(delete_at__lte=now).order_by("delete_at")[:limit]
+    ]
+    for name, step in (
+        ("deprecated_at", "deprecated"),
+        ("obsolete_at", "obsolete"),
+        ("delete_at", "deleted"),
+    ):
+        rows = live.filter(**{f"{name}__gt": now}).order_by(name, "id")[:limit]
+        found += [ScheduledEvent(getattr(image, name), step, image) for image in rows]
+    found.sort(key=lambda event: (not event.overdue, event.when))
+    return found[:limit]

@@ -9,6 +9,7 @@ from django import forms
 from images import services
 from images.models import Image
 from images.policy import Actor
+from images.services.deprecation import SCHEDULE_FIELDS
 
 CREATE_FIELDSETS = [
     (None, {"fields": ["name", "owner", "visibility", "protected", "os_hidden"]}),
@@ -38,6 +39,15 @@ CHANGE_FIELDSETS = [
     ),
     ("Requirements", {"fields": ["min_disk", "min_ram", "os_hidden"]}),
     ("Tags and properties", {"fields": ["tag_list", "extra_properties"]}),
+    (
+        "Deprecation schedule",
+        {
+            "fields": [*SCHEDULE_FIELDS, "deprecation_state_display"],
+            "description": "Deprecated: listed with a warning. Obsolete: downloads refused "
+            "(410) except for administrators. Delete: the scrubber deletes it then (it stays "
+            "restorable in the recycle bin). Leave all empty for no schedule.",
+        },
+    ),
     (
         "Record",
         {
@@ -70,6 +80,7 @@ READ_ONLY = [
     "deleted_at",
     "scrub_due",
     "status_before_delete",
+    "deprecation_state_display",
 ]
 
 # Fields the form shows empty but the service needs a value for: empty means "unchanged".
@@ -156,7 +167,7 @@ class ImageForm(forms.ModelForm):
             new = data["extra_properties"]
             properties = {name: value for name, value in new.items() if old.get(name) != value}
             removed = sorted(set(old) - set(new))
-        return services.image_update(
+        image = services.image_update(
             image=image,
             actor=actor,
             changes=changes,
@@ -164,3 +175,9 @@ class ImageForm(forms.ModelForm):
             properties=properties,
             remove_properties=removed,
         )
+        if any(key in self.changed_data for key in SCHEDULE_FIELDS):
+            # The whole schedule, as the API's action takes it; a refusal rolls the
+            # admin's transaction back, metadata changes above included.
+            schedule = {key: data.get(key) for key in SCHEDULE_FIELDS}
+            image = services.image_deprecate(image=image, actor=actor, **schedule)
+        return image

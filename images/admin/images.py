@@ -17,6 +17,7 @@ from django.utils.safestring import SafeString, mark_safe
 from images import keystone_accounts, policy, selectors, services
 from images.admin import display
 from images.admin.charts import status_timeline
+from images.admin.deprecation import DeprecationFilter
 from images.admin.display import image_label
 from images.admin.forms import CHANGE_FIELDSETS, CREATE_FIELDSETS, READ_ONLY, ImageForm
 from images.admin.image_actions import ImageActionViews, image_url
@@ -79,6 +80,7 @@ class ImageAdmin(
         DataCheckFilter,
         ImportFilter,
         OwnerFilter,
+        DeprecationFilter,
     ]
     actions = ["deactivate_selected", "reactivate_selected", restore_selected, "delete_selected"]
     change_form_template = "admin/images/image/change_form.html"
@@ -110,6 +112,10 @@ class ImageAdmin(
     @admin.display(description="scrub due")
     def scrub_due(self, image: Image) -> str:
         return display.moment(selectors.scrub_due_at(image))
+
+    @admin.display(description="deprecation state")
+    def deprecation_state_display(self, image: Image) -> str:
+        return services.deprecation_state(image)
 
     @admin.display(description="project")
     def project_name(self, image: Image) -> str:

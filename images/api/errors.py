@@ -34,6 +34,7 @@ DOMAIN_STATUS = [
     (errors.Forbidden, status.HTTP_403_FORBIDDEN),
     (errors.ImageTooLarge, status.HTTP_413_REQUEST_ENTITY_TOO_LARGE),
     (errors.ImageGone, status.HTTP_410_GONE),
+    (errors.ImageObsolete, status.HTTP_410_GONE),
     (errors.StoreError, status.HTTP_503_SERVICE_UNAVAILABLE),
 ]
 

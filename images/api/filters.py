@@ -14,6 +14,7 @@ from datetime import UTC
 
 from django.core.exceptions import ValidationError
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from images import policy, selectors
@@ -64,6 +65,10 @@ RESERVED_PARAMS = frozenset(
         "tag",
         "created_at",
         "updated_at",
+        "deprecation",
+        "os_deprecated_at",
+        "os_obsolete_at",
+        "os_delete_at",
     }
 )
 CHOICES = {
@@ -128,7 +133,7 @@ def _uuid(raw: str) -> uuid.UUID:
         raise InvalidInput(f"Invalid id value: {raw}") from None
 
 
-def _date_filter(name: str, raw: str) -> Q:
+def _date_filter(name: str, raw: str, field: str | None = None) -> Q:
     op, sep, value = raw.partition(":")
     if not sep:
         op, value = "eq", raw
@@ -143,7 +148,7 @@ def _date_filter(name: str, raw: str) -> Q:
         moment = None
     if moment is None:
         raise InvalidInput(f"Invalid time format for {name}: {value}")
-    condition = Q(**{f"{name}__{DATE_OPS[op]}": moment})
+    condition = Q(**{f"{field or name}__{DATE_OPS[op]}": moment})
     return ~condition if op == "neq" else condition
 
 
@@ -195,6 +200,7 @@ def listing(actor: Actor, params) -> QuerySet[Image]:
     for name in ("created_at", "updated_at"):
         for raw in params.getlist(name):
             images = images.filter(_date_filter(name, raw))
+    images = _deprecation_filters(images, params)
     for tag in params.getlist("tag"):
         images = images.filter(Exists(ImageTag.objects.filter(image=OuterRef("pk"), value=tag)))
     for name in params:
@@ -202,6 +208,27 @@ def listing(actor: Actor, params) -> QuerySet[Image]:
             continue
         matches = ImageProperty.objects.filter(image=OuterRef("pk"), name=name, value=params[name])
         images = images.filter(Exists(matches))
+    return images
+
+
+def _deprecation_filters(images: QuerySet[Image], params) -> QuerySet[Image]:
+    """`deprecation=deprecated` (or `in:deprecated,obsolete`), and the schedule's dates
+    compared as created_at is: `os_obsolete_at=lt:2027-01-01T00:00:00Z`."""
+    if "deprecation" in params:
+        states = selectors.deprecation_conditions(timezone.now())
+        op, sep, rest = params["deprecation"].partition(":")
+        wanted = rest.split(",") if sep and op == "in" else [params["deprecation"]]
+        condition = Q(pk__in=[])
+        for value in (v.strip() for v in wanted):
+            if value not in states:
+                raise InvalidInput(
+                    f"Invalid deprecation value: {value}. It must be one of: {', '.join(states)}."
+                )
+            condition |= states[value]
+        images = images.filter(condition)
+    for name in ("os_deprecated_at", "os_obsolete_at", "os_delete_at"):
+        for raw in params.getlist(name):
+            images = images.filter(_date_filter(name, raw, field=name.removeprefix("os_")))
     return images
 
 

@@ -64,6 +64,14 @@ LIST_PARAMETERS = [
     ),
     OpenApiParameter("updated_at", str, description="As created_at."),
     OpenApiParameter("tag", str, many=True, description="Images with every tag given."),
+    OpenApiParameter(
+        "deprecation",
+        str,
+        description="active|deprecated|obsolete|scheduled, or in:s1,s2 (deprecation schedule).",
+    ),
+    OpenApiParameter("os_deprecated_at", str, description="As created_at."),
+    OpenApiParameter("os_obsolete_at", str, description="As created_at."),
+    OpenApiParameter("os_delete_at", str, description="As created_at."),
 ]
 
 _PATCH_PATH = {"type": "string", "pattern": "^/.+", "description": "A JSON pointer: /name"}
@@ -207,5 +215,24 @@ ADD_LOCATION_REQUEST = {
         },
         "required": ["url"],
         "example": {"url": "https://images.example.org/cirros.img"},
+    }
+}
+
+_MOMENT = {"type": ["string", "null"], "format": "date-time"}
+DEPRECATE_REQUEST = {
+    "application/json": {
+        "type": "object",
+        "properties": {
+            "os_deprecated_at": _MOMENT,
+            "os_obsolete_at": _MOMENT,
+            "os_delete_at": _MOMENT,
+            "os_replacement_id": {"type": ["string", "null"], "format": "uuid"},
+        },
+        "additionalProperties": False,
+        "example": {
+            "os_deprecated_at": "2027-01-01T00:00:00Z",
+            "os_obsolete_at": "2027-02-01T00:00:00Z",
+            "os_delete_at": "2027-03-01T00:00:00Z",
+        },
     }
 }

@@ -8,7 +8,14 @@ same enums, the same ``null`` unions, string-only extra properties.
 
 from django.conf import settings
 
-from images.enums import ContainerFormat, DiskFormat, MemberStatus, Status, Visibility
+from images.enums import (
+    ContainerFormat,
+    DeprecationState,
+    DiskFormat,
+    MemberStatus,
+    Status,
+    Visibility,
+)
 
 UUID_PATTERN = (
     "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"
@@ -91,6 +98,15 @@ IMAGE_PROPERTIES = {
         "maximum": MAX_INT32,
         "description": "Disk needed to boot, in GiB.",
     },
+    # A deprecation schedule (POST .../actions/deprecate), shown when the image has one.
+    "deprecation_state": _read_only(
+        "string", "Where the image is in its deprecation schedule.", enum=list(DeprecationState)
+    ),
+    "os_deprecated_at": _read_only(["null", "string"], "Deprecated (listed with a warning) from."),
+    "os_obsolete_at": _read_only(["null", "string"], "Obsolete (downloads answer 410) from."),
+    "os_delete_at": _read_only(["null", "string"], "Deleted by the scrubber at."),
+    "os_replacement_id": _read_only(["null", "string"], "The image to use instead."),
+    "os_deprecation_warning": _read_only("string", "Why not to use a deprecated image."),
     "self": _read_only("string", "The image's own path."),
     "file": _read_only("string", "The path of the image's data."),
     "stores": _read_only("string", "Not shown by this registry (single store)."),

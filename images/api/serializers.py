@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from images import selectors
 from images.api import schemas
+from images.api.deprecation import deprecation_fields
 from images.enums import ContainerFormat, DiskFormat, MemberStatus, Status, Visibility
 from images.errors import Conflict, Forbidden, InvalidInput
 from images.models import Image, ImageLocation, ImageMember
@@ -87,6 +88,7 @@ def image_representation(
         data["deleted_at"] = isotime(image.deleted_at)
         data["os_glance_scrub_at"] = isotime(selectors.scrub_due_at(image))
         data["os_glance_restore_status"] = image.status_before_delete or Status.ACTIVE
+    data.update(deprecation_fields(image))
     return data
 
 

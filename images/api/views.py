@@ -15,7 +15,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
 from images import policy, selectors, services
-from images.api import filters, openapi
+from images.api import deprecation, filters, openapi
 from images.api.discovery import RequestIdMixin
 from images.api.downloads import ImageDataResponse, RemoteDataResponse, byte_range
 from images.api.errors import error_response
@@ -343,6 +343,15 @@ class ImageViewSet(
     def reactivate(self, request, pk=None):
         services.image_reactivate(image=self.get_object(), actor=request.user)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=openapi.DEPRECATE_REQUEST, responses=ImageSerializer)
+    @action(detail=True, methods=["post"], url_path="actions/deprecate")
+    def deprecate(self, request, pk=None):
+        """Set the image's deprecation schedule (not in Glance; images.api.deprecation):
+        the body is the whole schedule, `{}` clears it. Answers the image."""
+        schedule = deprecation.schedule_from_body(request.data)
+        image = services.image_deprecate(image=self.get_object(), actor=request.user, **schedule)
+        return self._show(image)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["post"], url_path="actions/restore")

@@ -15,6 +15,8 @@ One module per concern; callers import from this package (``services.image_delet
 - ``activation``    image_deactivate, image_reactivate
 - ``locations``     image_locations_change (PATCH), image_location_add, image_locations_fetch (2.17)
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
+- ``deprecation`` image_deprecate, deprecation_state, images_deprecation_due (scheduled
+                    deprecation: its dates passing, and the scheduled delete)
 - ``janitor``       images_scrub_due, images_kill_stale_uploads,
                     images_remove_killed_leftovers, images_purge, scrubber_pass
 - ``purge_records`` purged_records_write (what images_purge keeps: PurgedImage)
@@ -37,6 +39,12 @@ from images.services.deletion import (
     image_delete_preview,
     image_restore,
     image_scrub,
+)
+from images.services.deprecation import (
+    DeprecationReport,
+    deprecation_state,
+    image_deprecate,
+    images_deprecation_due,
 )
 from images.services.glance_import import DataMode, ImportReport, glance_import
 from images.services.import_worker import import_run, imports_reap_stale, tasks_purge_expired
@@ -95,18 +103,21 @@ __all__ = [
     "DataCheck",
     "DataMode",
     "DeletePreview",
+    "DeprecationReport",
     "ImageData",
     "ImportReport",
     "LocationChange",
     "LocationSpec",
     "ScrubReport",
     "StoreReport",
+    "deprecation_state",
     "glance_import",
     "image_add_tag",
     "image_create",
     "image_deactivate",
     "image_delete",
     "image_delete_preview",
+    "image_deprecate",
     "image_download",
     "image_import",
     "image_inspect",
@@ -124,6 +135,7 @@ __all__ = [
     "image_stage",
     "image_update",
     "image_upload",
+    "images_deprecation_due",
     "images_kill_stale_uploads",
     "images_purge",
     "images_remove_killed_leftovers",

@@ -28,6 +28,7 @@ from images.inspection import Inspection
 from images.models import Image, ImageLocation
 from images.policy import Action, Actor
 from images.services._transitions import _lock, _transition
+from images.services.deprecation import check_not_obsolete
 
 # The package's logger, as before the split, so log lines keep saying images.services.
 logger = logging.getLogger(__package__)
@@ -288,6 +289,7 @@ def image_download(*, image: Image, actor: Actor) -> ImageData | None:
         raise Forbidden(f"You are not permitted to download image {image.pk}.")
     if image.status not in (Status.ACTIVE, Status.DEACTIVATED):
         return None
+    check_not_obsolete(image, actor)
     location = image.locations.filter(status=LocationStatus.ACTIVE).first()
     if location is None:
         if image.size == 0:

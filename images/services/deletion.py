@@ -56,21 +56,25 @@ def _delete_target(image: Image, actor: Actor, *, ask_store: bool = True) -> str
     return Status.DELETED
 
 
-def image_delete(*, image: Image, actor: Actor) -> Image:
+def image_delete(
+    *, image: Image, actor: Actor, reason: str = "", now: datetime | None = None
+) -> Image:
     """Delete an image: `pending_delete` (data kept, restorable until scrubbed) when
     delayed delete is on and it has data, otherwise `deleted` with its data removed.
+    `reason` goes into the history row (a scheduled delete says so); `now` is the
+    scrubber pass's moment, so the scrub delay counts from the time it acted for.
     """
     _delete_target(image, actor)
     with transaction.atomic():
         fresh = _lock(image.pk)
         delayed = _delete_target(fresh, actor, ask_store=False) == Status.PENDING_DELETE
         name = "mark_pending_delete" if delayed else "mark_deleted"
-        now = timezone.now()
+        now = now or timezone.now()
         if not delayed:
             # This request removes the data below: the janitor's sweep (on any node)
             # leaves it alone for the lease, and takes over if the request dies.
             fresh.scrub_started_at = now
-        _transition(fresh, name, operation=Operation.DELETE, actor=actor, now=now)
+        _transition(fresh, name, operation=Operation.DELETE, actor=actor, reason=reason, now=now)
         fresh.locations.filter(status=LocationStatus.ACTIVE).update(
             status=LocationStatus.PENDING_DELETE
         )

@@ -1,5 +1,6 @@
 """The scrubber's passes: scrub what is due, kill uploads whose worker died, purge
-old `deleted` records. The scrubber daemon and `scrub_images` run `scrubber_pass`.
+old `deleted` records, act on deprecation schedules (services/deprecation.py). The
+scrubber daemon and `scrub_images` run `scrubber_pass`.
 """
 
 import logging
@@ -17,6 +18,7 @@ from images.models import Image
 from images.services._transitions import _transition
 from images.services.data import _discard
 from images.services.deletion import _claim, _finish_delete, _scrub_claimed
+from images.services.deprecation import DeprecationReport, images_deprecation_due
 from images.services.import_worker import (
     imports_reap_stale,
     stages_reap_stale,
@@ -45,6 +47,7 @@ class ScrubReport:
     leftovers: list = field(default_factory=list)  # killed uploads' bytes removed late
     purged: int = 0
     tasks_purged: int = 0
+    deprecation: DeprecationReport = field(default_factory=DeprecationReport)
 
 
 def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
@@ -159,6 +162,7 @@ def scrubber_pass(*, now=None) -> ScrubReport:
     report = images_kill_stale_uploads(now=now)
     images_remove_killed_leftovers(now=now, report=report)
     report.imports_undone = imports_reap_stale(now=now) + stages_reap_stale(now=now)
+    report.deprecation = images_deprecation_due(now=now)
     images_scrub_due(now=now, report=report)
     report.purged = images_purge(now=now)
     report.tasks_purged = tasks_purge_expired(now=now)

@@ -35,8 +35,12 @@ class Command(BaseCommand):
                 f"finished deletes {len(report.swept)}, killed stale uploads "
                 f"{len(report.killed)}, removed their leftovers {len(report.leftovers)}, "
                 f"undid abandoned imports {len(report.imports_undone)}, "
-                f"purged {report.purged}, expired tasks {report.tasks_purged}"
+                f"purged {report.purged}, expired tasks {report.tasks_purged}, "
+                f"deprecation steps recorded {len(report.deprecation.recorded)}, "
+                f"deleted by schedule {len(report.deprecation.deleted)}"
             )
+            for image_id, why in report.deprecation.failed:
+                self.stderr.write(f"image {image_id}: scheduled delete refused: {why}")
             for image_id in report.failed:
                 self.stderr.write(f"image {image_id}: data removal failed; will retry")
             if not daemon:
