@@ -83,13 +83,18 @@ def image_get_visible(
 
 
 def scrub_due_at(image: Image) -> datetime | None:
+    """When the scrubber removes a pending_delete image: the end of its retention
+    rule's period if one matched, else IMAGES_SCRUB_DELAY_SECONDS after the delete."""
     if image.status != Status.PENDING_DELETE or image.deleted_at is None:
         return None
+    if image.retained_until is not None:
+        return image.retained_until
     return image.deleted_at + timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
 
 
 def scrub_cutoff(now: datetime) -> datetime:
-    """Images deleted at or before this time are due for scrubbing."""
+    """Images no retention rule keeps, deleted at or before this time, are due for
+    scrubbing."""
     return now - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
 
 
@@ -103,8 +108,12 @@ def unclaimed_for_scrub(now: datetime) -> Q:
 def images_due_for_scrub(now: datetime, *, after: Image | None = None) -> QuerySet[Image]:
     """pending_delete images past their delay that no scrubber is at work on, in scrub
     order; with `after`, those that come after that image (a pass's next batch)."""
+    # Both terms are index ranges: (status, deleted_at) and (status, retained_until).
+    past_delay = Q(retained_until__isnull=True, deleted_at__lte=scrub_cutoff(now))
     due = Image.objects.filter(
-        unclaimed_for_scrub(now), status=Status.PENDING_DELETE, deleted_at__lte=scrub_cutoff(now)
+        past_delay | Q(retained_until__lte=now),
+        unclaimed_for_scrub(now),
+        status=Status.PENDING_DELETE,
     )
     if after is not None:
         due = due.filter(
@@ -217,18 +226,26 @@ def image_stats() -> ImageStats:
     counts = dict(Image.objects.order_by().values_list("status").annotate(n=Count("pk")))
     holding_data = [Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE]
     stored = Image.objects.filter(status__in=holding_data).aggregate(total=Sum("size"))["total"]
+    binned = Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__isnull=False)
     oldest = (
-        Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__isnull=False)
+        binned.filter(retained_until__isnull=True)
         .order_by("deleted_at")
         .values_list("deleted_at", flat=True)
         .first()
     )
     delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+    by_rule = (
+        binned.filter(retained_until__isnull=False)
+        .order_by("retained_until")
+        .values_list("retained_until", flat=True)
+        .first()
+    )
+    soonest = [due for due in (oldest + delay if oldest else None, by_rule) if due is not None]
     return ImageStats(
         counts={status: counts.get(status, 0) for status in Status.values},
         bytes_stored=stored or 0,
         awaiting_scrub=counts.get(Status.PENDING_DELETE, 0),
-        next_scrub_at=oldest + delay if oldest else None,
+        next_scrub_at=min(soonest, default=None),
     )
 
 

@@ -47,7 +47,8 @@ class ScrubReport:
 
 
 def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
-    """Scrub every pending_delete image past its delay, and finish interrupted deletes.
+    """Scrub every pending_delete image past its delay (its retention rule's, else
+    IMAGES_SCRUB_DELAY_SECONDS), and finish interrupted deletes.
 
     Safe on every node at once: each batch is claimed with SELECT ... FOR UPDATE SKIP
     LOCKED among the images no scrubber is at work on, so each image is scrubbed, and
@@ -56,14 +57,13 @@ def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubRep
     """
     now = now or timezone.now()
     report = report or ScrubReport()
-    due_by = selectors.scrub_cutoff(now)
     last = None
     while True:
         outcomes: dict = {}
         with transaction.atomic():
             due = selectors.images_due_for_scrub(now, after=last)
             rows = list(due.select_for_update(skip_locked=True)[:SCRUB_BATCH])
-            claimed, claimed_at = _claim(rows, due_by=due_by, outcomes=outcomes)
+            claimed, claimed_at = _claim(rows, due_by=None, due_at=now, outcomes=outcomes)
         if not rows:
             break
         last = rows[-1]
