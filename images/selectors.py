@@ -6,7 +6,20 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import CharField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Sum
+from django.db.models import (
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 
 from images import policy
 from images.enums import DELETED_STATUSES, LocationStatus, MemberStatus, Status, Visibility
@@ -90,6 +103,14 @@ def scrub_due_at(image: Image) -> datetime | None:
     if image.retained_until is not None:
         return image.retained_until
     return image.deleted_at + timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+
+
+def with_scrub_due(images: QuerySet[Image]) -> QuerySet[Image]:
+    """`images` annotated with `scrub_due`, the time scrub_due_at tells, for ordering a
+    page of the recycle bin soonest first (the scrubber's due query does not need it)."""
+    delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+    by_default = ExpressionWrapper(F("deleted_at") + delay, output_field=DateTimeField())
+    return images.annotate(scrub_due=Coalesce("retained_until", by_default))
 
 
 def scrub_cutoff(now: datetime) -> datetime:
