@@ -243,7 +243,7 @@ class ImageStats:
 
 
 def image_stats() -> ImageStats:
-    """Three aggregate queries, whatever the number of images."""
+    """Four aggregate queries, whatever the number of images."""
     counts = dict(Image.objects.order_by().values_list("status").annotate(n=Count("pk")))
     holding_data = [Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE]
     stored = Image.objects.filter(status__in=holding_data).aggregate(total=Sum("size"))["total"]

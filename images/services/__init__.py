@@ -15,6 +15,7 @@ One module per concern; callers import from this package (``services.image_delet
 - ``activation``    image_deactivate, image_reactivate
 - ``locations``     image_locations_change (PATCH), image_location_add, image_locations_fetch (2.17)
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
+- ``retention``     retention_rule_save, retention_rule_delete (the recycle bin's rules)
 - ``janitor``       images_scrub_due, images_kill_stale_uploads,
                     images_remove_killed_leftovers, images_purge, scrubber_pass
 - ``store_check``   store_verify
