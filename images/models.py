@@ -85,7 +85,9 @@ class Image(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["-created_at", "-id"], name="image_created_idx"),
             models.Index(fields=["owner", "-created_at"], name="image_owner_created_idx"),
             models.Index(fields=["status", "deleted_at"], name="image_status_deleted_idx"),
-            models.Index(fields=["status", "retained_until"], name="image_status_retained_idx"),
+            models.Index(
+                fields=["status", "retained_until", "deleted_at"], name="image_status_retained_idx"
+            ),
             models.Index(fields=["visibility", "-created_at"], name="image_visibility_idx"),
             models.Index(fields=["name"], name="image_name_idx"),
             models.Index(fields=["checksum"], name="image_checksum_idx"),

@@ -126,21 +126,27 @@ def unclaimed_for_scrub(now: datetime) -> Q:
     return Q(scrub_started_at__isnull=True) | Q(scrub_started_at__lt=lease_start)
 
 
-def images_due_for_scrub(now: datetime, *, after: Image | None = None) -> QuerySet[Image]:
+def images_due_for_scrub(
+    now: datetime, *, after: Image | None = None, by_rule: bool = False
+) -> QuerySet[Image]:
     """pending_delete images past their delay that no scrubber is at work on, in scrub
-    order; with `after`, those that come after that image (a pass's next batch)."""
-    # Both terms are index ranges: (status, deleted_at) and (status, retained_until).
-    past_delay = Q(retained_until__isnull=True, deleted_at__lte=scrub_cutoff(now))
-    due = Image.objects.filter(
-        past_delay | Q(retained_until__lte=now),
-        unclaimed_for_scrub(now),
-        status=Status.PENDING_DELETE,
-    )
+    order; with `after`, those that come after that image (a pass's next batch).
+
+    Two sets, asked one after the other, each an index range of
+    image_status_retained_idx in its own order, so that a pass reads the due rows
+    only however many images rules keep: without `by_rule`, those no rule keeps,
+    IMAGES_SCRUB_DELAY_SECONDS after their delete (deleted_at order); with it, those
+    whose rule's retention has ended (retained_until order)."""
+    due = Image.objects.filter(unclaimed_for_scrub(now), status=Status.PENDING_DELETE)
+    if by_rule:
+        key, due = "retained_until", due.filter(retained_until__lte=now)
+    else:
+        key = "deleted_at"
+        due = due.filter(retained_until__isnull=True, deleted_at__lte=scrub_cutoff(now))
     if after is not None:
-        due = due.filter(
-            Q(deleted_at__gt=after.deleted_at) | Q(deleted_at=after.deleted_at, id__gt=after.id)
-        )
-    return due.order_by("deleted_at", "id")
+        value = getattr(after, key)
+        due = due.filter(Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": after.id}))
+    return due.order_by(key, "id")
 
 
 def deleted_images_holding_data(now: datetime | None = None) -> QuerySet[Image]:

@@ -6,6 +6,8 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.utils import timezone
 
 from images import selectors, services
 from images.enums import Status
@@ -100,7 +102,7 @@ def test_rule_shorter_than_the_default_scrubs_sooner(alice):
 
 def test_scrub_due_leaves_an_image_a_rule_lengthened_after_it_was_found(alice):
     image = _deleted(alice, tags=["golden"])
-    found = list(selectors.images_due_for_scrub(image.deleted_at + 2 * HOUR))
+    found = list(selectors.images_due_for_scrub(image.deleted_at + 2 * HOUR, by_rule=False))
     _rule(tag="golden", retention=3 * DAY)
 
     report = services.images_scrub_due(now=image.deleted_at + 2 * HOUR)
@@ -283,3 +285,24 @@ def test_rule_change_is_refused_without_the_change_permission(alice):
         retention_rule_save(rule=rule, actor=alice)
     rule.refresh_from_db()
     assert rule.retention == 3 * DAY
+
+
+# --- the due query ---
+
+
+@pytest.mark.skipif("connection.vendor != 'sqlite'", reason="SQLite's EXPLAIN wording")
+@pytest.mark.parametrize(
+    ("by_rule", "searched"),
+    [
+        (False, "(status=? AND retained_until=? AND deleted_at<?)"),
+        (True, "(status=? AND retained_until<?)"),
+    ],
+)
+def test_images_due_for_scrub_reads_an_index_range(by_rule, searched):
+    due = selectors.images_due_for_scrub(timezone.now(), by_rule=by_rule)
+    sql, params = due.select_for_update(skip_locked=True)[:200].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {sql}", params)
+        plan = [row[-1] for row in cursor.fetchall()]
+
+    assert f"SEARCH images_image USING INDEX image_status_retained_idx {searched}" in plan

@@ -43,7 +43,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='image',
-            index=models.Index(fields=['status', 'retained_until'], name='image_status_retained_idx'),
+            index=models.Index(fields=['status', 'retained_until', 'deleted_at'], name='image_status_retained_idx'),
         ),
         migrations.RunPython(roles.create_roles, migrations.RunPython.noop),
     ]
