@@ -2,11 +2,13 @@
 them: outcomes in the image rows, the store and the API's recycle-bin listing."""
 
 import io
+import threading
+import time
 from datetime import timedelta
 
 import pytest
 from django.contrib.auth.models import Permission
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from images import selectors, services
@@ -306,3 +308,58 @@ def test_images_due_for_scrub_reads_an_index_range(by_rule, searched):
         plan = [row[-1] for row in cursor.fetchall()]
 
     assert f"SEARCH images_image USING INDEX image_status_retained_idx {searched}" in plan
+
+
+# --- a delete and a rule change at once (PostgreSQL) ---
+
+
+def _wait_for_a_rule_change_waiting() -> None:
+    """Until a connection waits for the rules' advisory lock (polled in pg_locks)."""
+    for _ in range(6000):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            )
+            if cursor.fetchone()[0]:
+                return
+        time.sleep(0.01)
+    raise AssertionError("the rule change never waited for the delete")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rule_change_waits_for_a_delete_in_flight_and_covers_its_image(alice):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL advisory locks and concurrent connections")
+    image = _stored(alice, tags=["golden"])
+    deleted, release = threading.Event(), threading.Event()
+
+    def delete():
+        try:
+            with transaction.atomic():  # the delete stays uncommitted until released
+                services.image_delete(image=image, actor=alice)
+                deleted.set()
+                release.wait(timeout=60)
+        finally:
+            connection.close()
+
+    def add_rule():
+        try:
+            _rule(tag="golden", retention=3 * DAY)
+        finally:
+            connection.close()
+
+    deleting = threading.Thread(target=delete)
+    deleting.start()
+    assert deleted.wait(timeout=60)
+    adding = threading.Thread(target=add_rule)
+    adding.start()
+    _wait_for_a_rule_change_waiting()
+    release.set()
+    deleting.join(timeout=60)
+    adding.join(timeout=60)
+
+    image.refresh_from_db()
+    assert (image.status, image.retained_until) == (
+        Status.PENDING_DELETE,
+        image.deleted_at + 3 * DAY,
+    )

@@ -27,7 +27,7 @@ from images.models import Image, ImageLocation, ImageTransition
 from images.policy import Action, Actor
 from images.rbd_store import StoreInUse
 from images.services._transitions import _lock, _transition
-from images.services.retention import retained_until
+from images.services.retention import retained_until, retention_for
 
 # The package's logger, as before the split, so log lines keep saying images.services.
 logger = logging.getLogger(__package__)
@@ -112,9 +112,10 @@ def image_delete_preview(
     except ImageError as refusal:
         return DeletePreview(image, "refused", refusal.message)
     if target == Status.PENDING_DELETE:
-        now = now or timezone.now()
-        default = now + timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
-        return DeletePreview(image, target, scrub_at=retained_until(image, now) or default)
+        retention = retention_for(image)
+        if retention is None:
+            retention = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+        return DeletePreview(image, target, scrub_at=(now or timezone.now()) + retention)
     return DeletePreview(image, target)
 
 

@@ -18,7 +18,7 @@ and a changed IMAGES_SCRUB_DELAY_SECONDS applies to images already in the bin.
 
 from datetime import datetime, timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, QuerySet
 
 from images import policy
@@ -26,6 +26,12 @@ from images.enums import Status
 from images.errors import Forbidden, InvalidInput
 from images.models import Image, ImageTag, RetentionRule
 from images.policy import Actor
+
+# PostgreSQL advisory lock between deletes (shared) and rule changes (exclusive):
+# a delete reading the rules while a rule change commits would otherwise fix an image's
+# deadline by the old rules after the change's recompute had passed it by. SQLite
+# serializes writing transactions anyway.
+RULES_LOCK = 0x676C_7274  # "glrt"
 
 # The criteria that say which images a rule covers: changing them on a locked rule
 # could take its protection away from images, as shortening would.
@@ -61,9 +67,19 @@ def retention_for(image: Image) -> timedelta | None:
     return max(matched, default=None)
 
 
+def _lock_rules(*, shared: bool) -> None:
+    """Call inside the transaction; the lock goes with it."""
+    if connection.vendor == "postgresql":
+        kind = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {kind}(%s)", [RULES_LOCK])
+
+
 def retained_until(image: Image, deleted_at: datetime) -> datetime | None:
     """The end of this image's retention by the rules, if one matches, for a delete
-    at `deleted_at`."""
+    at `deleted_at`. Inside image_delete's transaction: holds the rules still until it
+    commits (see RULES_LOCK)."""
+    _lock_rules(shared=True)
     retention = retention_for(image)
     return None if retention is None else deleted_at + retention
 
@@ -108,6 +124,7 @@ def retention_rule_save(*, rule: RetentionRule, actor: Actor) -> RetentionRule:
     would weaken it without the permission; the recycle bin's deadlines follow in the
     same transaction."""
     with transaction.atomic():
+        _lock_rules(shared=False)
         previous = None
         if rule.pk is not None:
             previous = RetentionRule.objects.select_for_update().filter(pk=rule.pk).first()
@@ -121,6 +138,7 @@ def retention_rule_delete(*, rule: RetentionRule, actor: Actor) -> None:
     """Delete a rule (refused if locked, without the permission); the images it kept
     fall back to the other rules or the default delay."""
     with transaction.atomic():
+        _lock_rules(shared=False)
         previous = RetentionRule.objects.select_for_update().filter(pk=rule.pk).first()
         if previous is None:
             return
