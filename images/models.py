@@ -66,6 +66,10 @@ class Image(ConcurrentTransitionMixin, models.Model):
     # Set once the scrubber has begun removing data: from then on a restore could
     # bring back an image without its bytes, so it is refused.
     scrub_started_at = models.DateTimeField(null=True, blank=True)
+    # A pending_delete image's end of retention given by the longest matching
+    # RetentionRule; NULL when none matches, so IMAGES_SCRUB_DELAY_SECONDS applies as
+    # set now (see images.services.retention for why a column).
+    retained_until = models.DateTimeField(null=True, blank=True)
     # Last sign of life of the upload filling a `saving` image; the janitor kills
     # uploads whose worker stopped reporting.
     upload_heartbeat_at = models.DateTimeField(null=True, blank=True)
@@ -92,6 +96,9 @@ class Image(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["-created_at", "-id"], name="image_created_idx"),
             models.Index(fields=["owner", "-created_at"], name="image_owner_created_idx"),
             models.Index(fields=["status", "deleted_at"], name="image_status_deleted_idx"),
+            models.Index(
+                fields=["status", "retained_until", "deleted_at"], name="image_status_retained_idx"
+            ),
             models.Index(fields=["visibility", "-created_at"], name="image_visibility_idx"),
             models.Index(fields=["name"], name="image_name_idx"),
             models.Index(fields=["checksum"], name="image_checksum_idx"),
@@ -193,9 +200,10 @@ class Image(ConcurrentTransitionMixin, models.Model):
         pass
 
     @transition(field=status, source=[S.ACTIVE, S.DEACTIVATED], target=S.PENDING_DELETE)
-    def mark_pending_delete(self, *, now) -> None:
+    def mark_pending_delete(self, *, now, retained_until=None) -> None:
         self.status_before_delete = self.status
         self.deleted_at = now
+        self.retained_until = retained_until
         self.scrub_started_at = None
 
     @transition(
@@ -216,6 +224,7 @@ class Image(ConcurrentTransitionMixin, models.Model):
         previous = self.status_before_delete or S.ACTIVE
         self.status_before_delete = ""
         self.deleted_at = None
+        self.retained_until = None
         return previous
 
     @transition(field=status, source=S.PENDING_DELETE, target=S.DELETED)
@@ -425,3 +434,36 @@ class PurgedImage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name or '(no name)'} ({self.image_id}, purged)"
+
+
+class RetentionRule(models.Model):
+    """How long a deleted image stays in the recycle bin, for the images it matches
+    (EC2 Recycle Bin's retention rules). Blank criteria match any image; of all the
+    rules matching an image the longest retention wins, in place of
+    IMAGES_SCRUB_DELAY_SECONDS. A locked rule cannot be shortened, narrowed, unlocked
+    or deleted without the `unlock_retention_rule` permission."""
+
+    name = models.CharField(max_length=255)
+    description = models.TextField(blank=True)
+    owner = models.CharField(max_length=255, blank=True, help_text="Blank: any owner.")
+    tag = models.CharField(max_length=255, blank=True, help_text="Blank: any tags.")
+    visibility = models.CharField(
+        max_length=16, choices=Visibility.choices, blank=True, help_text="Blank: any visibility."
+    )
+    retention = models.DurationField(
+        help_text="How long a matching deleted image stays restorable, e.g. 30 00:00:00."
+    )
+    locked = models.BooleanField(
+        default=False,
+        help_text="Only holders of the unlock permission may shorten, narrow, unlock or "
+        "delete a locked rule.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        permissions = [("unlock_retention_rule", "Can shorten, unlock and delete locked rules")]
+
+    def __str__(self) -> str:
+        return self.name

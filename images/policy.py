@@ -211,6 +211,17 @@ def can_read_deleted_history(actor: Actor) -> bool:
     return _has(actor, "images.view_purgedimage")
 
 
+def can_edit_retention_rules(actor: Actor, verb: str) -> bool:
+    """Add, change or delete (`verb`) recycle-bin retention rules; a locked rule's
+    weakening also needs can_unlock_retention_rule."""
+    return not _keystone(actor) and _has(actor, f"images.{verb}_retentionrule")
+
+
+def can_unlock_retention_rule(actor: Actor) -> bool:
+    """Shorten, narrow, unlock or delete a locked recycle-bin retention rule."""
+    return not _keystone(actor) and _has(actor, "images.unlock_retention_rule")
+
+
 def can_scrub(actor: Actor) -> bool:
     if _keystone(actor):
         return _rule(actor, "scrub_image")

@@ -6,7 +6,20 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import CharField, Count, Exists, F, Func, OuterRef, Q, QuerySet, Sum
+from django.db.models import (
+    CharField,
+    Count,
+    DateTimeField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Func,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
+from django.db.models.functions import Coalesce
 
 from images import policy
 from images.enums import DELETED_STATUSES, LocationStatus, MemberStatus, Status, Visibility
@@ -83,13 +96,26 @@ def image_get_visible(
 
 
 def scrub_due_at(image: Image) -> datetime | None:
+    """When the scrubber removes a pending_delete image: the end of its retention
+    rule's period if one matched, else IMAGES_SCRUB_DELAY_SECONDS after the delete."""
     if image.status != Status.PENDING_DELETE or image.deleted_at is None:
         return None
+    if image.retained_until is not None:
+        return image.retained_until
     return image.deleted_at + timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
 
 
+def with_scrub_due(images: QuerySet[Image]) -> QuerySet[Image]:
+    """`images` annotated with `scrub_due`, the time scrub_due_at tells, for ordering a
+    page of the recycle bin soonest first (the scrubber's due query does not need it)."""
+    delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+    by_default = ExpressionWrapper(F("deleted_at") + delay, output_field=DateTimeField())
+    return images.annotate(scrub_due=Coalesce("retained_until", by_default))
+
+
 def scrub_cutoff(now: datetime) -> datetime:
-    """Images deleted at or before this time are due for scrubbing."""
+    """Images no retention rule keeps, deleted at or before this time, are due for
+    scrubbing."""
     return now - timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
 
 
@@ -100,17 +126,27 @@ def unclaimed_for_scrub(now: datetime) -> Q:
     return Q(scrub_started_at__isnull=True) | Q(scrub_started_at__lt=lease_start)
 
 
-def images_due_for_scrub(now: datetime, *, after: Image | None = None) -> QuerySet[Image]:
+def images_due_for_scrub(
+    now: datetime, *, after: Image | None = None, by_rule: bool = False
+) -> QuerySet[Image]:
     """pending_delete images past their delay that no scrubber is at work on, in scrub
-    order; with `after`, those that come after that image (a pass's next batch)."""
-    due = Image.objects.filter(
-        unclaimed_for_scrub(now), status=Status.PENDING_DELETE, deleted_at__lte=scrub_cutoff(now)
-    )
+    order; with `after`, those that come after that image (a pass's next batch).
+
+    Two sets, asked one after the other, each an index range of
+    image_status_retained_idx in its own order, so that a pass reads the due rows
+    only however many images rules keep: without `by_rule`, those no rule keeps,
+    IMAGES_SCRUB_DELAY_SECONDS after their delete (deleted_at order); with it, those
+    whose rule's retention has ended (retained_until order)."""
+    due = Image.objects.filter(unclaimed_for_scrub(now), status=Status.PENDING_DELETE)
+    if by_rule:
+        key, due = "retained_until", due.filter(retained_until__lte=now)
+    else:
+        key = "deleted_at"
+        due = due.filter(retained_until__isnull=True, deleted_at__lte=scrub_cutoff(now))
     if after is not None:
-        due = due.filter(
-            Q(deleted_at__gt=after.deleted_at) | Q(deleted_at=after.deleted_at, id__gt=after.id)
-        )
-    return due.order_by("deleted_at", "id")
+        value = getattr(after, key)
+        due = due.filter(Q(**{f"{key}__gt": value}) | Q(**{key: value, "id__gt": after.id}))
+    return due.order_by(key, "id")
 
 
 def deleted_images_holding_data(now: datetime | None = None) -> QuerySet[Image]:
@@ -213,22 +249,30 @@ class ImageStats:
 
 
 def image_stats() -> ImageStats:
-    """Three aggregate queries, whatever the number of images."""
+    """Four aggregate queries, whatever the number of images."""
     counts = dict(Image.objects.order_by().values_list("status").annotate(n=Count("pk")))
     holding_data = [Status.ACTIVE, Status.DEACTIVATED, Status.PENDING_DELETE]
     stored = Image.objects.filter(status__in=holding_data).aggregate(total=Sum("size"))["total"]
+    binned = Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__isnull=False)
     oldest = (
-        Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__isnull=False)
+        binned.filter(retained_until__isnull=True)
         .order_by("deleted_at")
         .values_list("deleted_at", flat=True)
         .first()
     )
     delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+    by_rule = (
+        binned.filter(retained_until__isnull=False)
+        .order_by("retained_until")
+        .values_list("retained_until", flat=True)
+        .first()
+    )
+    soonest = [due for due in (oldest + delay if oldest else None, by_rule) if due is not None]
     return ImageStats(
         counts={status: counts.get(status, 0) for status in Status.values},
         bytes_stored=stored or 0,
         awaiting_scrub=counts.get(Status.PENDING_DELETE, 0),
-        next_scrub_at=oldest + delay if oldest else None,
+        next_scrub_at=min(soonest, default=None),
     )
 
 

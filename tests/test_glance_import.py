@@ -7,7 +7,7 @@ import hashlib
 import io
 import os
 import sqlite3
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -26,7 +26,7 @@ from images.glance_db import (
     engine_url,
     shown,
 )
-from images.models import Image, ImageMember, ImageTransition
+from images.models import Image, ImageMember, ImageTransition, RetentionRule
 
 pytestmark = pytest.mark.django_db
 
@@ -181,6 +181,14 @@ def test_import_glance_brings_every_status(glance):
     assert "1 deleted in Glance: brought over as deleted" in out
     restored = services.image_restore(image=pending, actor="operator")
     assert restored.status == Status.ACTIVE
+
+
+def test_import_glance_pending_delete_keeps_the_retention_rule_from_glances_delete(glance):
+    RetentionRule.objects.create(name="web", tag="web", retention=timedelta(days=90))
+    kept = glance.add(status="pending_delete", data=b"p" * 10, deleted=True, deleted_at=DELETED)
+    _run("--database-url", glance.url, "--copy-data")
+    image = Image.objects.get(pk=kept)
+    assert image.retained_until == _aware(DELETED) + timedelta(days=90)
 
 
 def test_import_glance_second_run_changes_nothing(glance):

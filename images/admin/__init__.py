@@ -6,6 +6,6 @@ function in `images.services` with ``actor=request.user``, and the domain's
 refusals become admin messages in one place, `outcomes.report_refusal`.
 """
 
-from images.admin import history, images, imports, purged, recycle_bin
+from images.admin import history, images, imports, purged, recycle_bin, retention
 
-__all__ = ["history", "images", "imports", "purged", "recycle_bin"]
+__all__ = ["history", "images", "imports", "purged", "recycle_bin", "retention"]

@@ -17,6 +17,7 @@ One module per concern; callers import from this package (``services.image_delet
 - ``deletion``      image_delete, image_delete_preview, image_restore, image_scrub
 - ``deprecation`` image_deprecate, deprecation_state, images_deprecation_due (scheduled
                     deprecation: its dates passing, and the scheduled delete)
+- ``retention``     retention_rule_save, retention_rule_delete (the recycle bin's rules)
 - ``janitor``       images_scrub_due, images_kill_stale_uploads,
                     images_remove_killed_leftovers, images_purge, scrubber_pass
 - ``purge_records`` purged_records_write (what images_purge keeps: PurgedImage)

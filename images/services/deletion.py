@@ -27,6 +27,7 @@ from images.models import Image, ImageLocation, ImageTransition
 from images.policy import Action, Actor
 from images.rbd_store import StoreInUse
 from images.services._transitions import _lock, _transition
+from images.services.retention import retained_until, retention_for
 
 # The package's logger, as before the split, so log lines keep saying images.services.
 logger = logging.getLogger(__package__)
@@ -74,7 +75,12 @@ def image_delete(
             # This request removes the data below: the janitor's sweep (on any node)
             # leaves it alone for the lease, and takes over if the request dies.
             fresh.scrub_started_at = now
-        _transition(fresh, name, operation=Operation.DELETE, actor=actor, reason=reason, now=now)
+        # The rules' deadline is fixed here, with the image's owner, tags and
+        # visibility as deleted; rule changes later recompute it (services.retention).
+        kept = {"retained_until": retained_until(fresh, now)} if delayed else {}
+        _transition(
+            fresh, name, operation=Operation.DELETE, actor=actor, reason=reason, now=now, **kept
+        )
         fresh.locations.filter(status=LocationStatus.ACTIVE).update(
             status=LocationStatus.PENDING_DELETE
         )
@@ -112,8 +118,10 @@ def image_delete_preview(
     except ImageError as refusal:
         return DeletePreview(image, "refused", refusal.message)
     if target == Status.PENDING_DELETE:
-        delay = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
-        return DeletePreview(image, target, scrub_at=(now or timezone.now()) + delay)
+        retention = retention_for(image)
+        if retention is None:
+            retention = timedelta(seconds=settings.IMAGES_SCRUB_DELAY_SECONDS)
+        return DeletePreview(image, target, scrub_at=(now or timezone.now()) + retention)
     return DeletePreview(image, target)
 
 
@@ -245,10 +253,19 @@ def _scrub_batch(image_ids: list, *, actor: Actor, due_by: datetime | None) -> O
     return _scrub_claimed(claimed, claimed_at, actor=actor, outcomes=outcomes)
 
 
-def _claim(rows: list[Image], *, due_by: datetime | None, outcomes: Outcomes):
+def _claim(
+    rows: list[Image],
+    *,
+    due_by: datetime | None,
+    outcomes: Outcomes,
+    due_at: datetime | None = None,
+):
     """Claim, among these locked rows, the images that may be scrubbed now; call inside
     the transaction that locked them. Returns (claimed images, the claim's time) and
-    puts each refusal in `outcomes`."""
+    puts each refusal in `outcomes`. With `due_at` (the scrubber's pass), an image
+    whose own scrub time (its retention rule's, or the default delay) is later than
+    that is refused: restored and deleted again, or kept longer by a rule changed
+    since it was found."""
     claimed_at = timezone.now()
     taken = claimed_at - claim_lease()
     claimed = []
@@ -257,7 +274,9 @@ def _claim(rows: list[Image], *, due_by: datetime | None, outcomes: Outcomes):
             outcomes[fresh.pk] = InvalidTransition(
                 f"Image {fresh.pk} is {fresh.status}, not pending_delete."
             )
-        elif due_by is not None and fresh.deleted_at > due_by:
+        elif (due_by is not None and fresh.deleted_at > due_by) or (
+            due_at is not None and selectors.scrub_due_at(fresh) > due_at
+        ):
             outcomes[fresh.pk] = InvalidTransition(
                 f"Image {fresh.pk} is not due for scrubbing yet."
             )

@@ -28,6 +28,7 @@ from images.models import (
     ImageTransition,
 )
 from images.services.glance_data import GLANCE_RBD_POOL, Data, DataMode, GlanceData, Skip
+from images.services.retention import retained_until
 
 # Uploads in progress in Glance: brought over as they are, with Glance's updated_at
 # as their last sign of life, so the janitor treats a stale one as it treats ours.
@@ -194,8 +195,12 @@ def _record(image: GlanceImage, target: str, stored: Data, *, source: str) -> No
             actor=IMPORTER,
             reason=_reason(image, source, stored),
         )
+        kept = {}
+        if target == Status.PENDING_DELETE:
+            # The recycle bin's rules apply from Glance's delete, as to ours.
+            kept["retained_until"] = retained_until(record, record.deleted_at)
         Image.objects.filter(pk=record.pk).update(
-            created_at=image.created_at, updated_at=image.updated_at or image.created_at
+            created_at=image.created_at, updated_at=image.updated_at or image.created_at, **kept
         )
 
 

@@ -51,7 +51,8 @@ class ScrubReport:
 
 
 def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
-    """Scrub every pending_delete image past its delay, and finish interrupted deletes.
+    """Scrub every pending_delete image past its delay (its retention rule's, else
+    IMAGES_SCRUB_DELAY_SECONDS), and finish interrupted deletes.
 
     Safe on every node at once: each batch is claimed with SELECT ... FOR UPDATE SKIP
     LOCKED among the images no scrubber is at work on, so each image is scrubbed, and
@@ -60,32 +61,37 @@ def images_scrub_due(*, now=None, report: ScrubReport | None = None) -> ScrubRep
     """
     now = now or timezone.now()
     report = report or ScrubReport()
-    due_by = selectors.scrub_cutoff(now)
-    last = None
-    while True:
-        outcomes: dict = {}
-        with transaction.atomic():
-            due = selectors.images_due_for_scrub(now, after=last)
-            rows = list(due.select_for_update(skip_locked=True)[:SCRUB_BATCH])
-            claimed, claimed_at = _claim(rows, due_by=due_by, outcomes=outcomes)
-        if not rows:
-            break
-        last = rows[-1]
-        _scrub_claimed(claimed, claimed_at, actor=SCRUBBER, outcomes=outcomes)
-        for fresh in rows:  # the report keeps the due order
-            outcome = outcomes.get(fresh.pk)
-            if outcome is None:
-                report.scrubbed.append(fresh.pk)
-            elif isinstance(outcome, StoreError):
-                logger.warning("Scrub of image %s did not finish: %s", fresh.pk, outcome)
-                report.failed.append(fresh.pk)
-            else:  # another scrubber has it, or had it: not ours to report
-                logger.info("Scrub of image %s left to another: %s", fresh.pk, outcome)
+    # Those past the default delay first, then those whose retention rule has ended.
+    for by_rule in (False, True):
+        last = None
+        while True:
+            outcomes: dict = {}
+            with transaction.atomic():
+                due = selectors.images_due_for_scrub(now, after=last, by_rule=by_rule)
+                rows = list(due.select_for_update(skip_locked=True)[:SCRUB_BATCH])
+                claimed, claimed_at = _claim(rows, due_by=None, due_at=now, outcomes=outcomes)
+            if not rows:
+                break
+            last = rows[-1]
+            _scrub_claimed(claimed, claimed_at, actor=SCRUBBER, outcomes=outcomes)
+            _report_batch(rows, outcomes, report)
     for pk in selectors.deleted_images_holding_data(now).values_list("pk", flat=True):
         finished = _finish_delete(pk, now=now)
         if finished is not None:
             (report.swept if finished else report.failed).append(pk)
     return report
+
+
+def _report_batch(rows: list[Image], outcomes: dict, report: ScrubReport) -> None:
+    for fresh in rows:  # the report keeps the due order
+        outcome = outcomes.get(fresh.pk)
+        if outcome is None:
+            report.scrubbed.append(fresh.pk)
+        elif isinstance(outcome, StoreError):
+            logger.warning("Scrub of image %s did not finish: %s", fresh.pk, outcome)
+            report.failed.append(fresh.pk)
+        else:  # another scrubber has it, or had it: not ours to report
+            logger.info("Scrub of image %s left to another: %s", fresh.pk, outcome)
 
 
 def images_kill_stale_uploads(*, now=None, report: ScrubReport | None = None) -> ScrubReport:
