@@ -49,12 +49,6 @@ class Dashboard:
     owners: list[tuple[str | None, int, int]]  # (owner, bytes, images), most bytes first
 
 
-def scrub_due(image: Image) -> datetime | None:
-    """When the scrubber may take this pending_delete image: the one place the
-    timeline asks, so that per-image retention rules change it here alone."""
-    return selectors.scrub_due_at(image)
-
-
 def dashboard(now: datetime | None = None) -> Dashboard:
     now = now or timezone.now()
     today = timezone.localdate(now)
@@ -151,22 +145,21 @@ def _activity_of(move: dict) -> str | None:
 
 def scrub_timeline(today: date) -> list[tuple[str, int, int]]:
     """pending_delete images by the day the scrubber may take them: overdue ones
-    count today, those past the horizon share one "later" bar. One query; the due
-    time is asked of scrub_due for each binned image (the recycle bin is small next
-    to the registry, and a retention rule may depend on more than a column)."""
+    count today, those past the horizon share one "later" bar. One query: the due
+    time is selectors.with_scrub_due's (a retention rule's deadline, else the
+    default delay after the delete), computed by the database."""
     horizon = today + timedelta(days=SCRUB_DAYS - 1)
     counts: dict[date | None, list[int]] = defaultdict(lambda: [0, 0])
-    binned = Image.objects.filter(status=Status.PENDING_DELETE).only(
-        "id", "status", "deleted_at", "size", "owner", "visibility"
-    )
+    binned = selectors.with_scrub_due(
+        Image.objects.filter(status=Status.PENDING_DELETE, deleted_at__isnull=False)
+    ).values_list("scrub_due", "size")
     last = today
-    for image in binned.iterator(chunk_size=2000):
-        due = scrub_due(image)
-        day = max(timezone.localdate(due), today) if due else today
+    for due, size in binned.iterator(chunk_size=2000):
+        day = max(timezone.localdate(due), today)
         key = day if day <= horizon else None
         last = max(last, day) if key else last
         counts[key][0] += 1
-        counts[key][1] += image.size or 0
+        counts[key][1] += size or 0
     timeline = []
     day = today
     while day <= last:

@@ -1,6 +1,6 @@
 """The admin index's charts in chromium, from a seeded history: drawn, visible, and
 the screenshot the README shows. It goes to artifacts/ on every run, and replaces
-docs/admin-index.png with DOCS_SCREENSHOTS=1, so that a test run leaves the
+images/static/images/admin-index.png with DOCS_SCREENSHOTS=1, so that a test run leaves the
 checkout as it was."""
 
 import os
@@ -52,7 +52,7 @@ def test_dashboard_charts_render_in_chromium(page, live_server, sign_in, admin_u
     page.emulate_media(color_scheme="light")
 
     docs = os.environ.get("DOCS_SCREENSHOTS") == "1"
-    target = ROOT / ("docs" if docs else "artifacts") / "admin-index.png"
+    target = (ROOT / "images/static/images" if docs else ROOT / "artifacts") / "admin-index.png"
     target.parent.mkdir(exist_ok=True)
     page.set_viewport_size({"width": 1280, "height": 900})
     page.locator("#content").screenshot(path=str(target), type="png")
