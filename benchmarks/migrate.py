@@ -14,8 +14,6 @@ import hashlib
 import os
 import random
 import sqlite3
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -26,7 +24,7 @@ from benchmarks.glance_tasks import IMAGE, INSERT_IMAGE, _stamp
 from benchmarks.report import Results, log
 from benchmarks.upload import python_one_pass
 from tests.glance import missing, prepared_glance
-from tests.live import ROOT, fresh_deployment
+from tests.live import fresh_deployment, run_manage
 
 SMALL = 64 * 1024
 LARGE = 64 * MiB
@@ -67,14 +65,7 @@ def measure_migrate(res: Results, tmp: Path, *, images: int = 10_000) -> None:
 
 def _run(env: dict, url: str, flags: tuple[str, ...]) -> float:
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "manage.py", "import_glance", "--database-url", url, *flags],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=3600,
-    )
+    done = run_manage(env, "import_glance", "--database-url", url, *flags, timeout=3600)
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         raise RuntimeError(f"import_glance {' '.join(flags)} failed:\n{done.stdout[-3000:]}")

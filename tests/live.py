@@ -76,15 +76,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _manage(env, *args: str) -> str:
-    done = subprocess.run(
+def run_manage(env, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    """manage.py of this checkout with `env`: its outcome, whatever it is."""
+    return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
+
+
+def _manage(env, *args: str) -> str:
+    done = run_manage(env, *args)
     if done.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
     return done.stdout
@@ -195,6 +200,9 @@ class Deployment:
 
     env: dict[str, str]
     tokens: dict[str, str]
+
+    def manage(self, *args: str) -> str:
+        return _manage(self.env, *args)
 
 
 @contextlib.contextmanager

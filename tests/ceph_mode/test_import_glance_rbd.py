@@ -22,7 +22,7 @@ import pytest
 
 from tests.glance import missing as glance_missing
 from tests.glance import prepared_glance
-from tests.live import ROOT, fresh_deployment, running_registry
+from tests.live import ROOT, fresh_deployment, run_manage, running_registry
 from tests.suites import skip_unless_available
 
 OURS = "import-ours"  # our store's pool
@@ -119,14 +119,7 @@ def glance(ceph, empty_glance, tmp_path):
 
 
 def manage(env: dict[str, str], *args: str) -> tuple[int, str]:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_manage(env, *args)
     return done.returncode, done.stdout + done.stderr
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.glance import Peer, call, running_glance
-from tests.live import ROOT, Registry, fresh_deployment, serving
+from tests.live import ROOT, Registry, fresh_deployment, run_manage, serving
 
 MiB = 1024 * 1024
 IMPORT = [sys.executable, "manage.py", "import_glance"]
@@ -139,14 +139,7 @@ def glance(tmp_path_factory):
 
 
 def _import(registry_env: dict, url: str, *flags: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", "import_glance", "--database-url", url, *flags],
-        cwd=ROOT,
-        env=registry_env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_manage(registry_env, "import_glance", "--database-url", url, *flags, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -224,14 +217,7 @@ print(json.dumps({"images": rows, "history": [[str(h[0]), *h[1:]] for h in histo
 
 
 def _state(env: dict) -> dict:
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", STATE_SCRIPT],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = run_manage(env, "shell", "-c", STATE_SCRIPT)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -321,21 +307,7 @@ def test_glance_import_killed_midway_then_rerun_ends_complete(glance, tmp_path):
         assert hashlib.md5((store / large).read_bytes()).digest() == (
             hashlib.md5(glance.data["large"]).digest()
         )
-        verify = _manage_ok(deployment.env, "verify_store", "--rehash")
-        assert verify.stdout.strip() == "store ok"
-
-
-def _manage_ok(env: dict, *args: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return done
+        assert deployment.manage("verify_store", "--rehash").strip() == "store ok"
 
 
 def test_glance_import_adopt_serves_glance_files_without_copy(glance, tmp_path):
@@ -345,7 +317,7 @@ def test_glance_import_adopt_serves_glance_files_without_copy(glance, tmp_path):
         done = _import(deployment.env, glance.url, "--adopt-data")
         assert done.returncode == 0, done.stdout + done.stderr
         assert _store_files(glance.peer.store) == before  # nothing copied, nothing moved
-        assert _manage_ok(deployment.env, "verify_store").stdout.strip() == "store ok"
+        assert deployment.manage("verify_store").strip() == "store ok"
         with serving(deployment, tmp_path) as registry:
             for label, data in glance.data.items():
                 if label == "pending_delete":
@@ -373,14 +345,7 @@ def test_glance_import_bad_input_one_line(glance, tmp_path):
         for args in wrong:
             if "--database-url" not in args:
                 args = ("--database-url", glance.url, *args)
-            done = subprocess.run(
-                [sys.executable, "manage.py", "import_glance", *args],
-                cwd=ROOT,
-                env=deployment.env,
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
+            done = run_manage(deployment.env, "import_glance", *args)
             assert done.returncode != 0, args
             assert len(done.stderr.strip().splitlines()) == 1, done.stderr
             assert "secret" not in done.stderr
